@@ -22,9 +22,16 @@
 pub mod clock;
 mod error;
 pub mod ids;
+pub mod interpreter;
 pub mod model;
+pub mod policy;
 pub mod schedule;
 pub mod status;
+pub mod store;
+pub mod template;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod transport;
 pub mod values;
 
 pub use error::{BoxError, Error, PolicyHit, Result};

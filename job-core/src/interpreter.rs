@@ -1,0 +1,1 @@
+//! Interpreter selection from script language and shebang. Filled by the templating work.

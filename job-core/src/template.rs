@@ -1,0 +1,1 @@
+//! Script templating with minijinja (DESIGN §6). Filled by the templating work.

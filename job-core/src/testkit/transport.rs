@@ -1,0 +1,1 @@
+//! The transport conformance suite. Filled by the transport work.
