@@ -359,8 +359,10 @@ pub enum Event {
 /// What one applied event changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Applied {
-    /// The execution's status move, if it moved.
-    pub status: Option<(ExecutionStatus, ExecutionStatus)>,
+    /// The execution's status moves, in order, each one allowed by
+    /// [`ExecutionStatus::allows`] (a cancel of a running execution whose hosts had not
+    /// started yet moves `running -> cancelling -> cancelled` in one event).
+    pub status: Vec<(ExecutionStatus, ExecutionStatus)>,
     /// Host moves: `(host, from, to)`.
     pub hosts: Vec<(u32, HostStatus, HostStatus)>,
 }
@@ -523,7 +525,7 @@ impl ExecutionMachine {
 
     fn move_to(&mut self, to: ExecutionStatus, applied: &mut Applied) {
         debug_assert!(self.status.allows(to), "{} -> {to}", self.status);
-        applied.status = Some((applied.status.map_or(self.status, |(from, _)| from), to));
+        applied.status.push((self.status, to));
         self.status = to;
     }
 
@@ -613,7 +615,7 @@ mod tests {
         let applied = m.apply(Event::Cancel { deadline: t(30) }).unwrap();
         assert_eq!(
             applied.status,
-            Some((ExecutionStatus::Pending, ExecutionStatus::Cancelled))
+            [(ExecutionStatus::Pending, ExecutionStatus::Cancelled)]
         );
         assert_eq!(m.counters().cancelled, 3);
     }
@@ -639,7 +641,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             a.status,
-            Some((ExecutionStatus::Cancelling, ExecutionStatus::Cancelled))
+            [(ExecutionStatus::Cancelling, ExecutionStatus::Cancelled)]
         );
     }
 
@@ -655,6 +657,19 @@ mod tests {
         m.apply(Event::Tick { now: t(30) }).unwrap();
         assert_eq!(m.status(), ExecutionStatus::Cancelled);
         assert_eq!(m.hosts(), [HostStatus::Cancelled]);
+    }
+
+    #[test]
+    fn cancel_before_any_host_started_reports_both_steps() {
+        let mut m = running(2);
+        let a = m.apply(Event::Cancel { deadline: t(30) }).unwrap();
+        assert_eq!(
+            a.status,
+            [
+                (ExecutionStatus::Running, ExecutionStatus::Cancelling),
+                (ExecutionStatus::Cancelling, ExecutionStatus::Cancelled)
+            ]
+        );
     }
 
     #[test]
