@@ -95,15 +95,21 @@ fn job_core_depends_on_no_backend_or_adapter_crate() {
 
 #[test]
 fn job_core_does_no_io_through_tokio() {
-    let manifest = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("job-core/Cargo.toml"),
-    )
-    .unwrap();
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("job-core/Cargo.toml"))
+            .unwrap();
     let tokio_line = manifest
         .lines()
         .find(|l| l.starts_with("tokio"))
         .expect("job-core declares tokio");
-    for io in ["\"net\"", "\"fs\"", "\"process\"", "\"io-std\"", "\"full\"", "\"signal\""] {
+    for io in [
+        "\"net\"",
+        "\"fs\"",
+        "\"process\"",
+        "\"io-std\"",
+        "\"full\"",
+        "\"signal\"",
+    ] {
         assert!(
             !tokio_line.contains(io),
             "job-core enables tokio feature {io}; I/O belongs in backends and adapters"
@@ -128,6 +134,9 @@ fn backends_and_adapters_never_depend_on_each_other() {
             .iter()
             .filter(|b| **b != a && deps.contains(**b))
             .collect();
-        assert!(crossed.is_empty(), "{a} depends on {crossed:?}; adapters meet only in job-core's traits");
+        assert!(
+            crossed.is_empty(),
+            "{a} depends on {crossed:?}; adapters meet only in job-core's traits"
+        );
     }
 }
