@@ -1,0 +1,419 @@
+//! The SSH transport against a real OpenSSH sshd on loopback.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use job_core::model::OutputStream;
+use job_testsupport::{Sshd, TEST_PASSWORD, TEST_USER, require_service};
+use job_transport_ssh::{
+    Endpoint, HostKeyPolicy, OutputPiece, PushOutcome, RemoteScript, RunEnd, SshAuth,
+    SshConnection, SshError, SshOptions, SshPool,
+};
+use tokio::sync::{mpsc, oneshot};
+
+fn sshd() -> Option<Sshd> {
+    if !require_service("OpenSSH sshd", Sshd::unavailable()) {
+        return None;
+    }
+    Some(Sshd::start().expect("the harness sshd starts"))
+}
+
+fn endpoint(s: &Sshd) -> Endpoint {
+    Endpoint {
+        host: "127.0.0.1".into(),
+        port: s.port(),
+        user: TEST_USER.into(),
+    }
+}
+
+fn options(s: &Sshd) -> SshOptions {
+    let mut o = SshOptions::new(HostKeyPolicy::KnownHosts(s.known_hosts_file().unwrap()));
+    o.kill_grace = Duration::from_millis(500);
+    o
+}
+
+fn key(s: &Sshd) -> SshAuth {
+    SshAuth::PrivateKey {
+        pem: s.keys().ed25519.clone(),
+        passphrase: None,
+    }
+}
+
+async fn connect(s: &Sshd) -> SshConnection {
+    SshConnection::connect(endpoint(s), &key(s), options(s))
+        .await
+        .unwrap()
+}
+
+fn script<'a>(body: &'a str, env: &'a [(String, String)]) -> RemoteScript<'a> {
+    RemoteScript {
+        interpreter: "bash",
+        args: &[],
+        body: body.as_bytes(),
+        env,
+        workdir: None,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+/// Runs `s` and returns (end, stdout, stderr).
+async fn run(c: &SshConnection, s: &RemoteScript<'_>) -> (RunEnd, String, String) {
+    run_until(c, s, std::future::pending()).await
+}
+
+async fn run_until(
+    c: &SshConnection,
+    s: &RemoteScript<'_>,
+    cancel: impl Future<Output = ()>,
+) -> (RunEnd, String, String) {
+    let (tx, mut rx) = mpsc::channel::<OutputPiece>(64);
+    let collect = tokio::spawn(async move {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        while let Some(p) = rx.recv().await {
+            match p.stream {
+                OutputStream::Stdout => out.extend(p.data),
+                _ => err.extend(p.data),
+            }
+        }
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
+    });
+    let end = c.run(s, &tx, cancel).await.unwrap();
+    drop(tx);
+    let (out, err) = collect.await.unwrap();
+    (end, out, err)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+fn scratch(name: &str) -> String {
+    let dir = format!("/tmp/jobd-ssh-test-{}", std::process::id());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::process::Command::new("chmod")
+        .args(["1777", &dir])
+        .status()
+        .unwrap();
+    format!("{dir}/{name}")
+}
+
+#[tokio::test]
+async fn key_authentication_works_with_ed25519_rsa_and_ecdsa() {
+    let Some(s) = sshd() else { return };
+    for pem in [&s.keys().ed25519, &s.keys().rsa, &s.keys().ecdsa] {
+        let auth = SshAuth::PrivateKey {
+            pem: pem.clone(),
+            passphrase: None,
+        };
+        let c = SshConnection::connect(endpoint(&s), &auth, options(&s))
+            .await
+            .unwrap();
+        let (end, out, _) = run(&c, &script("id -un", &[])).await;
+        assert_eq!((end, out.trim()), (RunEnd::Exited(0), TEST_USER));
+    }
+}
+
+#[tokio::test]
+async fn password_authentication_works_and_a_wrong_password_is_refused() {
+    let Some(s) = sshd() else { return };
+    let ok = SshConnection::connect(
+        endpoint(&s),
+        &SshAuth::Password(TEST_PASSWORD.into()),
+        options(&s),
+    )
+    .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let bad = SshConnection::connect(
+        endpoint(&s),
+        &SshAuth::Password("wrong".into()),
+        options(&s),
+    )
+    .await;
+    assert!(matches!(bad, Err(SshError::AuthFailed(_))), "{bad:?}");
+    let stranger = SshAuth::PrivateKey {
+        pem: s.keys().stranger.clone(),
+        passphrase: None,
+    };
+    let bad = SshConnection::connect(endpoint(&s), &stranger, options(&s)).await;
+    assert!(matches!(bad, Err(SshError::AuthFailed(_))), "{bad:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_host_key_is_refused_unless_trust_on_first_use_is_chosen() {
+    let Some(s) = sshd() else { return };
+    let empty = s.dir().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let strict = SshOptions::new(HostKeyPolicy::KnownHosts(empty.clone()));
+    let r = SshConnection::connect(endpoint(&s), &key(&s), strict).await;
+    assert!(matches!(r, Err(SshError::HostKeyUnknown(_))), "{r:?}");
+
+    let tofu = SshOptions::new(HostKeyPolicy::TrustOnFirstUse(empty.clone()));
+    SshConnection::connect(endpoint(&s), &key(&s), tofu)
+        .await
+        .unwrap();
+    let learned = std::fs::read_to_string(&empty).unwrap();
+    assert!(
+        learned.contains(&format!("[127.0.0.1]:{}", s.port())),
+        "{learned}"
+    );
+    // Once learned, the strict policy accepts it.
+    let strict = SshOptions::new(HostKeyPolicy::KnownHosts(empty));
+    SshConnection::connect(endpoint(&s), &key(&s), strict)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_changed_host_key_is_refused_even_with_trust_on_first_use() {
+    let Some(a) = sshd() else { return };
+    let b = Sshd::start().unwrap();
+    // Record a's key under b's address: b's real key then looks changed.
+    let kh = a.dir().join("poisoned_known_hosts");
+    let mut parts = a.host_public_key().split_whitespace();
+    let (alg, k) = (parts.next().unwrap(), parts.next().unwrap());
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {alg} {k}\n", b.port())).unwrap();
+    let opts = SshOptions::new(HostKeyPolicy::TrustOnFirstUse(kh));
+    let r = SshConnection::connect(endpoint(&b), &key(&b), opts).await;
+    assert!(matches!(r, Err(SshError::HostKeyMismatch(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_reported_as_unreachable() {
+    let Some(s) = sshd() else { return };
+    let port = job_testsupport::free_port().unwrap();
+    let ep = Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+        user: TEST_USER.into(),
+    };
+    let r = SshConnection::connect(ep, &key(&s), options(&s)).await;
+    assert!(matches!(r, Err(SshError::Unreachable(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn output_streams_separately_and_the_exit_code_propagates() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let (end, out, err) = run(&c, &script("echo out; echo err >&2; exit 7", &[])).await;
+    assert_eq!(end, RunEnd::Exited(7));
+    assert_eq!(out, "out\n");
+    assert_eq!(err, "err\n");
+}
+
+#[tokio::test]
+async fn the_script_arrives_verbatim_and_never_on_the_command_line() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let marker = format!("SECRET-{}", std::process::id());
+    let body = format!(
+        "v='it'\"'\"'s $(not run) `nor this` ünïcødé 🚀 {marker}'\nprintf '%s\\n' \"$v\"\nsleep 1\n"
+    );
+    let probe = {
+        let marker = marker.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let ps = std::process::Command::new("ps")
+                .args(["-eo", "args"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&ps.stdout).contains(&marker)
+        })
+    };
+    let (end, out, _) = run(&c, &script(&body, &[])).await;
+    assert_eq!(end, RunEnd::Exited(0));
+    assert_eq!(
+        out,
+        format!("it's $(not run) `nor this` ünïcødé 🚀 {marker}\n")
+    );
+    assert!(
+        !probe.await.unwrap(),
+        "the script showed up in the process list"
+    );
+}
+
+#[tokio::test]
+async fn environment_and_working_directory_are_honoured() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let env = vec![("GREETING".to_owned(), "hello 'world' $HOME".to_owned())];
+    let mut sc = script("printf '%s|%s\\n' \"$GREETING\" \"$PWD\"", &env);
+    sc.workdir = Some("/tmp");
+    let (end, out, _) = run(&c, &sc).await;
+    assert_eq!(end, RunEnd::Exited(0));
+    assert_eq!(out, "hello 'world' $HOME|/tmp\n");
+}
+
+async fn assert_group_killed(kind: &str) {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let pids = scratch(&format!("pids-{kind}"));
+    let body = format!("echo $$ > {pids}; sleep 300 & echo $! >> {pids}; wait");
+    let mut sc = script(&body, &[]);
+    let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+    if kind == "timeout" {
+        sc.timeout = Duration::from_secs(1);
+    } else {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = cancel_tx.send(());
+        });
+    }
+    let cancel = async move {
+        if kind == "timeout" {
+            std::future::pending::<()>().await
+        } else {
+            let _ = cancel_rx.await;
+        }
+    };
+    let (end, _, _) = run_until(&c, &sc, cancel).await;
+    let want = if kind == "timeout" {
+        RunEnd::TimedOut
+    } else {
+        RunEnd::Cancelled
+    };
+    assert_eq!(end, want);
+    let text = std::fs::read_to_string(&pids).unwrap();
+    let pids: Vec<u32> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2, "{text}");
+    // The kill is confirmed before run returns; allow the kernel a moment to reap.
+    for _ in 0..50 {
+        if pids.iter().all(|p| !pid_alive(*p)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for p in pids {
+        assert!(!pid_alive(p), "process {p} survived the {kind}");
+    }
+}
+
+#[tokio::test]
+async fn cancel_kills_the_remote_process_group() {
+    assert_group_killed("cancel").await;
+}
+
+#[tokio::test]
+async fn timeout_kills_the_remote_process_group() {
+    assert_group_killed("timeout").await;
+}
+
+#[tokio::test]
+async fn a_script_that_forks_a_daemon_and_exits_ends_its_run() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let pidfile = scratch("daemon-pid");
+    let body = format!("sleep 300 & echo $! > {pidfile}; echo started");
+    let (end, out, _) = tokio::time::timeout(Duration::from_secs(15), run(&c, &script(&body, &[])))
+        .await
+        .expect("the run ends although a background child holds its output");
+    assert_eq!((end, out.as_str()), (RunEnd::Exited(0), "started\n"));
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for _ in 0..50 {
+        if !pid_alive(pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !pid_alive(pid),
+        "the leftover background process was not cleaned up"
+    );
+}
+
+#[tokio::test]
+async fn push_writes_atomically_and_honours_overwrite_and_skip() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let dest = scratch("pushed/dir/file.bin");
+    let content: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    assert_eq!(
+        c.push(&dest, &content, true, 0o644).await.unwrap(),
+        PushOutcome::Written
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), content);
+    assert_eq!(
+        c.push(&dest, b"new", false, 0o644).await.unwrap(),
+        PushOutcome::Skipped
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), content);
+    assert_eq!(
+        c.push(&dest, b"new", true, 0o600).await.unwrap(),
+        PushOutcome::Written
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+    // No temporary files are left next to it.
+    let dir = Path::new(&dest).parent().unwrap();
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(matches!(
+        c.push("relative/path", b"x", true, 0o644).await,
+        Err(SshError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn pull_returns_the_bytes_verified_and_refuses_missing_or_oversized_files() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let src = scratch("to-pull.txt");
+    std::fs::write(&src, "line 1\nünïcødé\0binary\n").unwrap();
+    std::process::Command::new("chmod")
+        .args(["644", &src])
+        .status()
+        .unwrap();
+    assert_eq!(
+        c.pull(&src, 1 << 20).await.unwrap(),
+        "line 1\nünïcødé\0binary\n".as_bytes()
+    );
+    assert!(matches!(
+        c.pull(&scratch("missing"), 1024).await,
+        Err(SshError::Remote(_))
+    ));
+    assert!(matches!(c.pull(&src, 4).await, Err(SshError::Remote(_))));
+}
+
+#[tokio::test]
+async fn the_pool_reuses_one_connection_per_target_and_closes_idle_ones() {
+    let Some(s) = sshd() else { return };
+    let pool = SshPool::new(options(&s), Duration::from_millis(200));
+    let a = pool.get(&endpoint(&s), &key(&s)).await.unwrap();
+    let b = pool.get(&endpoint(&s), &key(&s)).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert_eq!(pool.open_connections().await, 1);
+    drop((a, b));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pool.close_idle().await, 1);
+    assert_eq!(pool.open_connections().await, 0);
+}
+
+#[tokio::test]
+async fn one_connection_runs_many_scripts_at_once() {
+    let Some(s) = sshd() else { return };
+    let c = std::sync::Arc::new(connect(&s).await);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!("echo {i}");
+            let (end, out, _) = run(&c, &script(&body, &[])).await;
+            (end, out)
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), (RunEnd::Exited(0), format!("{i}\n")));
+    }
+}
