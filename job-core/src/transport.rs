@@ -1,1 +1,0 @@
-//! The `Transport` trait: run a task on one target, push and pull files (DESIGN §7).
