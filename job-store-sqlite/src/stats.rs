@@ -1,0 +1,147 @@
+//! Dashboard aggregates.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use job_core::Result;
+use job_core::status::ExecutionStatus;
+use job_core::store::{
+    DayTrend, StatsStore, SuccessRate, TeamScope, TimeRange, Totals, checks, fill_trend,
+};
+use sqlx::QueryBuilder;
+
+use crate::SqliteStore;
+use crate::db::{Db, db, get, push_scope, ts};
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+fn range_where(
+    qb: &mut QueryBuilder<'_, Db>,
+    scope: &TeamScope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) {
+    qb.push(" WHERE created_at >= ")
+        .push_bind(ts(from))
+        .push(" AND created_at < ")
+        .push_bind(ts(to));
+    push_scope(qb, "team_id", scope);
+}
+
+fn day_start(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+}
+
+impl SqliteStore {
+    async fn rate(&self, scope: &TeamScope, range: TimeRange) -> Result<Option<f64>> {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), 0) AS ok, \
+             COALESCE(SUM(CASE WHEN status IN ('success', 'failed', 'timeout') THEN 1 ELSE 0 END), 0) AS ended \
+             FROM executions",
+        );
+        range_where(&mut qb, scope, range.from(), range.to());
+        let row = qb
+            .build()
+            .fetch_one(self.reader())
+            .await
+            .map_err(db("success rate"))?;
+        let ok = checks::u64_of("ok", get(&row, "ok")?)?;
+        let ended = checks::u64_of("ended", get(&row, "ended")?)?;
+        Ok(SuccessRate::rate(ok, ended))
+    }
+}
+
+#[async_trait]
+impl StatsStore for SqliteStore {
+    async fn totals(&self, scope: &TeamScope, range: TimeRange) -> Result<Totals> {
+        // One pass of conditional counts: cheaper than grouping, which has to sort.
+        let mut sql = String::from("SELECT COUNT(*) AS n");
+        for s in ExecutionStatus::ALL {
+            sql.push_str(&format!(
+                ", COALESCE(SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END), 0) AS s_{s}"
+            ));
+        }
+        for t in Totals::JOB_TYPES {
+            sql.push_str(&format!(
+                ", COALESCE(SUM(CASE WHEN job_type = '{t}' THEN 1 ELSE 0 END), 0) AS t_{t}"
+            ));
+        }
+        sql.push_str(" FROM executions");
+        let mut qb = QueryBuilder::<Db>::new(sql);
+        range_where(&mut qb, scope, range.from(), range.to());
+        let row = qb
+            .build()
+            .fetch_one(self.reader())
+            .await
+            .map_err(db("totals"))?;
+        let count = |col: String| -> Result<u64> { checks::u64_of("totals", get(&row, &col)?) };
+        let by_status = ExecutionStatus::ALL
+            .iter()
+            .map(|s| Ok((*s, count(format!("s_{s}"))?)))
+            .collect::<Result<Vec<_>>>()?;
+        let by_type = Totals::JOB_TYPES
+            .iter()
+            .map(|t| Ok((*t, count(format!("t_{t}"))?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Totals::from_counts(by_status, by_type))
+    }
+
+    async fn daily_trend(
+        &self,
+        scope: &TeamScope,
+        first_day: NaiveDate,
+        days: u32,
+    ) -> Result<Vec<DayTrend>> {
+        let days = days.clamp(1, job_core::store::MAX_TREND_DAYS);
+        let from = day_start(first_day);
+        let to = from + chrono::Duration::days(i64::from(days));
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT created_at / {MICROS_PER_DAY} AS d, COUNT(*) AS n, \
+             SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS ok, \
+             SUM(CASE WHEN status IN ('failed', 'timeout') THEN 1 ELSE 0 END) AS bad FROM executions"
+        ));
+        range_where(&mut qb, scope, from, to);
+        qb.push(" GROUP BY d");
+        let rows = qb
+            .build()
+            .fetch_all(self.reader())
+            .await
+            .map_err(db("daily trend"))?;
+        let epoch = NaiveDate::default();
+        let mut counts = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let d: i64 = get(r, "d")?;
+            counts.push(DayTrend {
+                day: epoch + chrono::Duration::days(d),
+                total: checks::u64_of("n", get(r, "n")?)?,
+                success: checks::u64_of("ok", get(r, "ok")?)?,
+                failed: checks::u64_of("bad", get(r, "bad")?)?,
+            });
+        }
+        Ok(fill_trend(first_day, days, counts))
+    }
+
+    async fn average_duration_ms(
+        &self,
+        scope: &TeamScope,
+        range: TimeRange,
+    ) -> Result<Option<f64>> {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT AVG(finished_at - started_at) / 1000.0 AS avg_ms FROM executions",
+        );
+        range_where(&mut qb, scope, range.from(), range.to());
+        qb.push(" AND started_at IS NOT NULL AND finished_at IS NOT NULL");
+        let row = qb
+            .build()
+            .fetch_one(self.reader())
+            .await
+            .map_err(db("average duration"))?;
+        get::<Option<f64>>(&row, "avg_ms")
+    }
+
+    async fn success_rate(&self, scope: &TeamScope, range: TimeRange) -> Result<SuccessRate> {
+        Ok(SuccessRate {
+            current: self.rate(scope, range).await?,
+            previous: self.rate(scope, range.previous()).await?,
+        })
+    }
+}
