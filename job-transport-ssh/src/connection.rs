@@ -40,10 +40,15 @@ pub struct SshOptions {
     pub kill_grace: Duration,
     /// How long to wait for the remote to confirm a kill before giving up on it.
     pub kill_confirm_timeout: Duration,
+    /// How many connections a pool sets up at once. Key exchange is CPU work on both sides;
+    /// past a few dozen at once they only queue, and the connect timeout would then count
+    /// time spent waiting behind others.
+    pub max_concurrent_handshakes: usize,
 }
 
 impl SshOptions {
-    /// Defaults: 10 s to connect, keepalive every 15 s, 2 s between TERM and KILL.
+    /// Defaults: 10 s to connect, keepalive every 15 s, 2 s between TERM and KILL, 32
+    /// handshakes at once per pool.
     pub fn new(host_keys: HostKeyPolicy) -> Self {
         Self {
             connect_timeout: Duration::from_secs(10),
@@ -51,6 +56,7 @@ impl SshOptions {
             host_keys,
             kill_grace: Duration::from_secs(2),
             kill_confirm_timeout: Duration::from_secs(10),
+            max_concurrent_handshakes: 32,
         }
     }
 }
@@ -64,6 +70,10 @@ pub struct RemoteScript<'a> {
     pub args: &'a [String],
     /// The script body; sent over stdin into a private temporary file.
     pub body: &'a [u8],
+    /// The script file's extension (letters and digits; empty for none).
+    pub extension: &'a str,
+    /// The script's positional arguments (sent over stdin, never on a command line).
+    pub script_args: &'a [String],
     /// Environment variables (names must be identifiers).
     pub env: &'a [(String, String)],
     /// Working directory, if any.
@@ -243,7 +253,16 @@ impl SshConnection {
             "JOBD_ENV_END_{}",
             job_core::ids::DeliveryId::new().as_uuid().simple()
         );
-        let mut stdin = remote::env_block(script.env, script.workdir).into_bytes();
+        if !script.extension.bytes().all(|b| b.is_ascii_alphanumeric())
+            || script.extension.len() > 16
+        {
+            return Err(SshError::Invalid(format!(
+                "script extension `{}` is not plain",
+                script.extension
+            )));
+        }
+        let mut stdin =
+            remote::env_block(script.env, script.workdir, script.script_args).into_bytes();
         stdin.extend_from_slice(sentinel.as_bytes());
         stdin.push(b'\n');
         stdin.extend_from_slice(script.body);
@@ -251,7 +270,7 @@ impl SshConnection {
         let mut ch = self.open().await?;
         ch.exec(
             true,
-            remote::run_program(script.interpreter, script.args, &sentinel),
+            remote::run_program(script.interpreter, script.args, script.extension, &sentinel),
         )
         .await
         .map_err(proto)?;
@@ -382,9 +401,14 @@ impl SshConnection {
             Some(0) if r.stdout.starts_with(format!("ok {sum}").as_bytes()) => {
                 Ok(PushOutcome::Written)
             }
-            Some(124) => Err(SshError::ChecksumMismatch(
-                String::from_utf8_lossy(&r.stderr).trim().to_owned(),
-            )),
+            Some(124) => {
+                let text = String::from_utf8_lossy(&r.stderr);
+                let actual = text.rsplit("got ").next().unwrap_or("").trim().to_owned();
+                Err(SshError::ChecksumMismatch {
+                    expected: sum,
+                    actual,
+                })
+            }
             _ => Err(SshError::Remote(format!(
                 "writing {dest} failed: {}",
                 String::from_utf8_lossy(&r.stderr).trim()
@@ -406,15 +430,16 @@ impl SshConnection {
                 max_bytes + 1,
             )
             .await?;
+        if r.exit == Some(2) && r.stderr.starts_with(b"no such file") {
+            return Err(SshError::NotFound(src.to_owned()));
+        }
         if r.exit != Some(0) {
             return Err(SshError::Remote(
                 String::from_utf8_lossy(&r.stderr).trim().to_owned(),
             ));
         }
         if r.stdout.len() > max_bytes {
-            return Err(SshError::Remote(format!(
-                "{src} is larger than {max_bytes} bytes"
-            )));
+            return Err(SshError::TooLarge(src.to_owned()));
         }
         let want = r
             .stderr
@@ -424,9 +449,10 @@ impl SshConnection {
             .unwrap_or_default();
         let got = hex::encode(Sha256::digest(&r.stdout));
         if want != got {
-            return Err(SshError::ChecksumMismatch(format!(
-                "expected {want}, got {got}"
-            )));
+            return Err(SshError::ChecksumMismatch {
+                expected: want,
+                actual: got,
+            });
         }
         Ok(r.stdout)
     }

@@ -15,6 +15,7 @@ mod connection;
 mod host_key;
 mod pool;
 mod remote;
+mod transport;
 
 pub use auth::SshAuth;
 pub use connection::{
@@ -22,6 +23,7 @@ pub use connection::{
 };
 pub use host_key::HostKeyPolicy;
 pub use pool::SshPool;
+pub use transport::SshTransport;
 
 /// What can go wrong talking to a target over SSH, told apart for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +42,19 @@ pub enum SshError {
     #[error("unknown host key: {0}")]
     HostKeyUnknown(String),
     /// A transferred file's checksum did not match.
-    #[error("checksum mismatch: {0}")]
-    ChecksumMismatch(String),
+    #[error("checksum mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// The digest that was expected.
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// The file does not exist on the target.
+    #[error("{0}: no such file")]
+    NotFound(String),
+    /// The file is larger than allowed.
+    #[error("{0} is larger than the limit")]
+    TooLarge(String),
     /// The remote side reported an error.
     #[error("remote error: {0}")]
     Remote(String),

@@ -20,6 +20,7 @@ struct Slot {
 #[derive(Debug)]
 pub struct SshPool {
     options: SshOptions,
+    handshakes: tokio::sync::Semaphore,
     idle_timeout: Duration,
     slots: Mutex<HashMap<Key, Arc<Slot>>>,
 }
@@ -28,6 +29,7 @@ impl SshPool {
     /// A pool connecting with `options`, closing connections unused for `idle_timeout`.
     pub fn new(options: SshOptions, idle_timeout: Duration) -> Self {
         Self {
+            handshakes: tokio::sync::Semaphore::new(options.max_concurrent_handshakes.max(1)),
             options,
             idle_timeout,
             slots: Mutex::new(HashMap::new()),
@@ -51,8 +53,13 @@ impl SshPool {
         if let Some(c) = conn.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let fresh =
-            Arc::new(SshConnection::connect(endpoint.clone(), auth, self.options.clone()).await?);
+        let fresh = {
+            // The connect timeout starts once a handshake slot is ours.
+            let _slot = self.handshakes.acquire().await.map_err(|_| {
+                SshError::Protocol("the connection pool is shutting down".to_owned())
+            })?;
+            Arc::new(SshConnection::connect(endpoint.clone(), auth, self.options.clone()).await?)
+        };
         *conn = Some(fresh.clone());
         Ok(fresh)
     }

@@ -14,23 +14,40 @@ pub(crate) const SETUP_FAILED: u32 = 125;
 
 /// Runs a script in its own session and process group.
 ///
-/// Stdin: the environment block (`export NAME=value` lines and a `cd`, POSIX-quoted), a
-/// line holding only `sentinel`, then the script. The wrapper reports the group id first,
-/// waits for the script and exits with its status (128 + signal when killed).
-pub(crate) fn run_program(interpreter: &str, args: &[String], sentinel: &str) -> String {
+/// Stdin: the environment block (`export NAME=value` lines, a `cd` and the script's
+/// positional arguments as `set -- "$1" …`, POSIX-quoted), a line holding only `sentinel`,
+/// then the script. The wrapper reports the group id first,
+/// waits for the script, kills whatever the script left behind in its group (TERM, then
+/// KILL after two seconds) and exits with the script's status (128 + signal when killed).
+pub(crate) fn run_program(
+    interpreter: &str,
+    args: &[String],
+    extension: &str,
+    sentinel: &str,
+) -> String {
     debug_assert!(is_plain_word(interpreter) && is_plain_word(sentinel));
     debug_assert!(args.iter().all(|a| is_plain_word(a)));
+    debug_assert!(extension.bytes().all(|b| b.is_ascii_alphanumeric()));
     let args = args.join(" ");
+    let file = if extension.is_empty() {
+        "script".to_owned()
+    } else {
+        format!("script.{extension}")
+    };
     let program = format!(
         r#"umask 077
 d=$(mktemp -d "${{TMPDIR:-/tmp}}/jobd.XXXXXXXX") || exit {SETUP_FAILED}
 : > "$d/env"
 while IFS= read -r l; do [ "$l" = "{sentinel}" ] && break; printf "%s\n" "$l" >> "$d/env"; done
-cat > "$d/script" || {{ rm -rf "$d"; exit {SETUP_FAILED}; }}
-setsid /bin/sh -c ". \"\$0\" && exec {interpreter} {args} \"\$1\"" "$d/env" "$d/script" < /dev/null &
+cat > "$d/{file}" || {{ rm -rf "$d"; exit {SETUP_FAILED}; }}
+setsid /bin/sh -c ". \"\$0\" && exec {interpreter} {args} \"\$@\"" "$d/env" "$d/{file}" < /dev/null &
 p=$!
 printf "\036jobd-pgid %s\n" "$p" >&2
 wait "$p"; rc=$?
+if kill -TERM -"$p" 2>/dev/null; then
+  i=0; while [ "$i" -lt 20 ] && kill -0 -"$p" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+  kill -KILL -"$p" 2>/dev/null
+fi
 rm -rf "$d"
 exit "$rc""#
     );
@@ -108,13 +125,23 @@ pub(crate) fn sh_quote(s: &str) -> String {
 }
 
 /// The environment block sent ahead of a script: `export` lines and a `cd`.
-pub(crate) fn env_block(env: &[(String, String)], workdir: Option<&str>) -> String {
+pub(crate) fn env_block(
+    env: &[(String, String)],
+    workdir: Option<&str>,
+    script_args: &[String],
+) -> String {
     let mut out = String::new();
     for (k, v) in env {
         out.push_str(&format!("export {k}={}\n", sh_quote(v)));
     }
     if let Some(dir) = workdir {
         out.push_str(&format!("cd -- {} || exit 126\n", sh_quote(dir)));
+    }
+    if !script_args.is_empty() {
+        // Sourced by the shell that execs the interpreter with "$@": keep $1 (the script
+        // file) and append the arguments.
+        let quoted: Vec<String> = script_args.iter().map(|a| sh_quote(a)).collect();
+        out.push_str(&format!("set -- \"$1\" {}\n", quoted.join(" ")));
     }
     out
 }
@@ -126,7 +153,7 @@ mod tests {
     #[test]
     fn programs_contain_no_single_quote_inside_the_wrapper() {
         for p in [
-            run_program("bash", &[], "S1"),
+            run_program("bash", &[], "sh", "S1"),
             kill_program(42, 20),
             push_program(),
             pull_program(),
@@ -142,10 +169,14 @@ mod tests {
     #[test]
     fn quoting_survives_hostile_values() {
         assert_eq!(sh_quote("it's"), r"'it'\''s'");
-        let block = env_block(&[("A".into(), "x'; rm -rf / #".into())], Some("/tmp/a b"));
+        let block = env_block(
+            &[("A".into(), "x'; rm -rf / #".into())],
+            Some("/tmp/a b"),
+            &["it's".into()],
+        );
         assert_eq!(
             block,
-            "export A='x'\\''; rm -rf / #'\ncd -- '/tmp/a b' || exit 126\n"
+            "export A='x'\\''; rm -rf / #'\ncd -- '/tmp/a b' || exit 126\nset -- \"$1\" 'it'\\''s'\n"
         );
     }
 }

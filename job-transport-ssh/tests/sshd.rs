@@ -51,6 +51,8 @@ fn script<'a>(body: &'a str, env: &'a [(String, String)]) -> RemoteScript<'a> {
         interpreter: "bash",
         args: &[],
         body: body.as_bytes(),
+        extension: "sh",
+        script_args: &[],
         env,
         workdir: None,
         timeout: Duration::from_secs(30),
@@ -381,9 +383,9 @@ async fn pull_returns_the_bytes_verified_and_refuses_missing_or_oversized_files(
     );
     assert!(matches!(
         c.pull(&scratch("missing"), 1024).await,
-        Err(SshError::Remote(_))
+        Err(SshError::NotFound(_))
     ));
-    assert!(matches!(c.pull(&src, 4).await, Err(SshError::Remote(_))));
+    assert!(matches!(c.pull(&src, 4).await, Err(SshError::TooLarge(_))));
 }
 
 #[tokio::test]

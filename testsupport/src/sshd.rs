@@ -63,29 +63,30 @@ fn keygen(dir: &Path, name: &str, kind: &[&str]) -> Result<(String, String), Str
 }
 
 /// Creates the test user if it does not exist, with `/bin/sh` as its login shell, a clean
-/// home and the known password.
+/// home it owns and the known password. Serialized within the process (a mutex) and across
+/// test processes (a lock file), since test threads and binaries start harnesses at once.
 fn ensure_user() -> Result<(), String> {
-    let exists = Command::new("id")
-        .arg(TEST_USER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| e.to_string())?
-        .success();
-    if !exists {
-        // Another test process may be creating it at the same moment; check again on error.
-        let created =
-            run(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", TEST_USER]));
-        if let Err(e) = created {
-            let now_exists = Command::new("id")
-                .arg(TEST_USER)
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !now_exists {
-                return Err(e);
-            }
-        }
+    static LOCAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _local = LOCAL.lock().unwrap_or_else(|p| p.into_inner());
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/job-testsupport-user.lock")
+        .map_err(|e| format!("user lock: {e}"))?;
+    lock.lock().map_err(|e| format!("user lock: {e}"))?;
+    let exists = |_: ()| {
+        Command::new("id")
+            .arg(TEST_USER)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !exists(()) {
+        run(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", TEST_USER]))?;
     }
+    let home = format!("/home/{TEST_USER}");
+    fs::create_dir_all(&home).map_err(|e| format!("{home}: {e}"))?;
+    run(Command::new("chown").args(["-R", &format!("{TEST_USER}:{TEST_USER}"), &home]))?;
     let mut child = Command::new("chpasswd")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -119,6 +120,20 @@ impl Sshd {
     /// Starts a new sshd on a free loopback port. `extra_config` lines are appended to its
     /// sshd_config.
     pub fn start_with(extra_config: &str) -> Result<Self, String> {
+        Self::start_listening("127.0.0.1", extra_config)
+    }
+
+    /// Starts a new sshd reachable on every loopback address (127.0.0.0/8), so a test or
+    /// benchmark can address many distinct "hosts" (127.0.x.y) that are all this sshd. It
+    /// binds the wildcard address but lets the test user in only from loopback.
+    pub fn start_on_all_loopback_addresses(extra_config: &str) -> Result<Self, String> {
+        Self::start_listening(
+            "0.0.0.0",
+            &format!("AllowUsers {TEST_USER}@127.0.0.0/8\n{extra_config}"),
+        )
+    }
+
+    fn start_listening(listen: &str, extra_config: &str) -> Result<Self, String> {
         Self::unavailable()?;
         ensure_user()?;
         fs::create_dir_all("/run/sshd").map_err(|e| format!("/run/sshd: {e}"))?;
@@ -140,7 +155,7 @@ impl Sshd {
             &config,
             format!(
                 "Port {port}\n\
-                 ListenAddress 127.0.0.1\n\
+                 ListenAddress {listen}\n\
                  HostKey {host}\n\
                  PidFile {pid}\n\
                  AuthorizedKeysFile {authorized}\n\
@@ -149,7 +164,7 @@ impl Sshd {
                  PasswordAuthentication yes\n\
                  KbdInteractiveAuthentication no\n\
                  PermitRootLogin no\n\
-                 AllowUsers {TEST_USER}\n\
+                 {allow}\n\
                  MaxStartups 2000:30:4000\n\
                  MaxSessions 1000\n\
                  MaxAuthTries 10\n\
@@ -162,6 +177,11 @@ impl Sshd {
                  {extra_config}\n",
                 host = d.join("host_ed25519").display(),
                 pid = d.join("sshd.pid").display(),
+                allow = if extra_config.contains("AllowUsers") {
+                    String::new()
+                } else {
+                    format!("AllowUsers {TEST_USER}")
+                },
                 authorized = authorized.display(),
             ),
         )
