@@ -19,10 +19,13 @@
 //! # Ok::<(), job_core::Error>(())
 //! ```
 
+pub mod bus;
 pub mod clock;
+pub mod engine;
 mod error;
 pub mod ids;
 pub mod interpreter;
+pub mod launch;
 pub mod model;
 pub mod policy;
 pub mod schedule;

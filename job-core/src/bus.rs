@@ -1,0 +1,142 @@
+//! The event bus: live events of executions, fanned out to whoever follows them (SSE
+//! clients, the engine watching for cancels).
+//!
+//! In-process by default ([`InProcessBus`]); a cluster uses a NATS implementation so any
+//! node can serve the live stream of any execution. Events are best-effort: a follower that
+//! falls behind loses events (and catches up from the store), the store stays the record.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::ids::ExecutionId;
+use crate::model::OutputChunk;
+use crate::status::{ExecutionStatus, HostStatus};
+
+/// Something that happened to an execution, as followers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A stored piece of output (its `seq` is the stored sequence number).
+    Output(OutputChunk),
+    /// A host run changed status.
+    Host {
+        /// The execution.
+        execution_id: ExecutionId,
+        /// The host's index.
+        host_index: u32,
+        /// Its new status.
+        status: HostStatus,
+    },
+    /// The execution changed status.
+    Status {
+        /// The execution.
+        execution_id: ExecutionId,
+        /// Its new status.
+        status: ExecutionStatus,
+    },
+}
+
+impl LiveEvent {
+    /// The execution the event is about.
+    pub fn execution_id(&self) -> ExecutionId {
+        match self {
+            Self::Output(c) => c.execution_id,
+            Self::Host { execution_id, .. } | Self::Status { execution_id, .. } => *execution_id,
+        }
+    }
+}
+
+/// Fans live events out to followers.
+#[async_trait]
+pub trait EventBus: Send + Sync + fmt::Debug {
+    /// Publishes an event to the followers of its execution (none is fine).
+    async fn publish(&self, event: LiveEvent);
+    /// Follows one execution's events from now on.
+    async fn subscribe(&self, execution: ExecutionId) -> broadcast::Receiver<LiveEvent>;
+}
+
+/// The in-process bus: one broadcast channel per followed execution.
+pub struct InProcessBus {
+    capacity: usize,
+    channels: Mutex<HashMap<ExecutionId, broadcast::Sender<LiveEvent>>>,
+}
+
+impl InProcessBus {
+    /// A bus whose followers may fall `capacity` events behind before they lose some.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(16),
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Default for InProcessBus {
+    fn default() -> Self {
+        Self::new(4096)
+    }
+}
+
+impl fmt::Debug for InProcessBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.channels.lock().map(|c| c.len()).unwrap_or(0);
+        f.debug_struct("InProcessBus")
+            .field("followed_executions", &n)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl EventBus for InProcessBus {
+    async fn publish(&self, event: LiveEvent) {
+        let id = event.execution_id();
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = channels.get(&id)
+            && tx.send(event).is_err()
+        {
+            // Nobody follows any more.
+            channels.remove(&id);
+        }
+    }
+
+    async fn subscribe(&self, execution: ExecutionId) -> broadcast::Receiver<LiveEvent> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels
+            .entry(execution)
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn followers_get_only_their_executions_events() {
+        let bus = InProcessBus::default();
+        let (a, b) = (ExecutionId::new(), ExecutionId::new());
+        let mut rx = bus.subscribe(a).await;
+        for (id, status) in [(b, ExecutionStatus::Running), (a, ExecutionStatus::Success)] {
+            bus.publish(LiveEvent::Status {
+                execution_id: id,
+                status,
+            })
+            .await;
+        }
+        let got = rx.recv().await.unwrap();
+        assert_eq!(
+            got,
+            LiveEvent::Status {
+                execution_id: a,
+                status: ExecutionStatus::Success
+            }
+        );
+        assert!(rx.try_recv().is_err());
+    }
+}

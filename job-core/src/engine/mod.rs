@@ -1,0 +1,184 @@
+//! The engine: claims pending executions and runs them on their hosts (DESIGN §8).
+//!
+//! - **Claims** pending executions with a lease in the store, so in a cluster each runs on one
+//!   node; renews the lease while running; resumes executions whose node's lease expired.
+//! - **Fans out** each execution's hosts as small tasks, bounded per execution and globally
+//!   (no thread per host), through the [`HostConnector`] that picks each host's transport.
+//! - **Streams** output to the store in adaptive batches and, with its stored sequence
+//!   numbers, to the [`EventBus`].
+//! - **Cancels for real**: a cancel (seen on the bus, or by polling the store) stops hosts
+//!   that have not started, makes the transports kill running ones, and converges to
+//!   `cancelled` when they report or at the convergence deadline.
+//! - **Finishes** through the status machine: host results aggregate into the final status,
+//!   written by compare-and-set together with the callback's outbox entry.
+
+mod cancel;
+mod connector;
+mod outbox;
+mod run;
+mod task;
+mod writer;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::Result;
+use crate::bus::EventBus;
+use crate::clock::Clock;
+use crate::status::ExecutionStatus;
+use crate::store::{ClaimedExecution, Lease, Store};
+
+pub use cancel::request_cancel;
+pub use connector::{HostConnector, LocalConnector};
+pub use outbox::callback_payload;
+
+/// Engine settings. The defaults suit one machine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's id in leases (stable for the process).
+    pub node_id: String,
+    /// Hosts running at once on this node, across executions.
+    pub max_hosts_in_flight: usize,
+    /// Hosts running at once within one execution.
+    pub max_hosts_per_execution: usize,
+    /// How long a claim holds without renewal.
+    pub lease: Duration,
+    /// How often the engine looks for pending executions.
+    pub claim_interval: Duration,
+    /// How many executions one claim takes at most.
+    pub claim_batch: u32,
+    /// How often a running execution checks the store for a cancel it did not hear of.
+    pub cancel_poll: Duration,
+    /// After a cancel, how long hosts get to report before they are forced to `cancelled`.
+    pub cancel_grace: Duration,
+    /// Output stored per host; the rest is counted, marked as truncated, not stored.
+    pub output_cap_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            node_id: format!("node-{}", crate::ids::DeliveryId::new()),
+            max_hosts_in_flight: 1000,
+            max_hosts_per_execution: 500,
+            lease: Duration::from_secs(30),
+            claim_interval: Duration::from_millis(100),
+            claim_batch: 16,
+            cancel_poll: Duration::from_secs(1),
+            cancel_grace: Duration::from_secs(30),
+            output_cap_bytes: 1024 * 1024,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) connector: Arc<dyn HostConnector>,
+    pub(crate) bus: Arc<dyn EventBus>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: EngineConfig,
+    pub(crate) global: Arc<Semaphore>,
+}
+
+/// Runs executions. Cheap to clone; clones share one node's capacity.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, reaching hosts through `connector`, publishing to `bus`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        connector: Arc<dyn HostConnector>,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Self {
+        let global = Arc::new(Semaphore::new(config.max_hosts_in_flight.max(1)));
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                connector,
+                bus,
+                clock,
+                config,
+                global,
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Claims up to one batch of executions (pending, or left by a node whose lease
+    /// expired). The caller runs each with [`Engine::run_claimed`].
+    pub async fn claim(&self) -> Result<Vec<ClaimedExecution>> {
+        let now = self.inner.clock.now();
+        let lease = Lease {
+            node: self.inner.config.node_id.clone(),
+            now,
+            until: now + chrono_duration(self.inner.config.lease),
+        };
+        self.inner
+            .store
+            .claim_executions(&lease, self.inner.config.claim_batch)
+            .await
+    }
+
+    /// Runs a claimed execution to its final status (or until its lease is lost).
+    pub async fn run_claimed(&self, claimed: ClaimedExecution) -> Result<ExecutionStatus> {
+        run::run_execution(self.inner.clone(), claimed).await
+    }
+
+    /// Claims and runs executions until `shutdown` completes; then stops claiming and waits
+    /// for the executions it runs to finish.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut running: JoinSet<()> = JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            let has_room = self.inner.global.available_permits() > 0;
+            if has_room {
+                match self.claim().await {
+                    Ok(claimed) => {
+                        for c in claimed {
+                            let engine = self.clone();
+                            let id = c.execution.id;
+                            running.spawn(async move {
+                                if let Err(e) = engine.run_claimed(c).await {
+                                    tracing::error!(execution = %id, error = %e, "execution run failed");
+                                }
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming executions failed"),
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(self.inner.config.claim_interval) => {}
+            }
+        }
+        while running.join_next().await.is_some() {}
+    }
+}
+
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}

@@ -1,0 +1,545 @@
+//! The engine end to end: a real SQLite store, real local processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use job::core::bus::{EventBus, InProcessBus, LiveEvent};
+use job::core::clock::SystemClock;
+use job::core::engine::{Engine, EngineConfig, HostConnector, LocalConnector, request_cancel};
+use job::core::ids::{ExecutionId, TargetId, TeamId};
+use job::core::model::{
+    ActorKind, Execution, ExecutorSnapshot, HostRun, JobType, Os, OutboxKind, OutputStream,
+    ScriptLanguage, TargetSnapshot, TaskSnapshot, Team, TriggerSource,
+};
+use job::core::status::{ExecutionStatus, HostCounters, HostStatus};
+use job::core::store::{HostRunUpdate, Lease, PageRequest, Store, TeamScope, Transition};
+use job::core::transport::{HostTarget, Transport, TransportError};
+use job::core::values::{Address, Description, Name, TimeoutSecs};
+use job::store_sqlite::SqliteStore;
+use job::transport_local::LocalTransport;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    bus: Arc<InProcessBus>,
+    engine: Engine,
+    team: TeamId,
+}
+
+/// Fails hosts named `down` as unreachable; runs the others locally.
+#[derive(Debug)]
+struct FlakyConnector(LocalConnector);
+
+#[async_trait]
+impl HostConnector for FlakyConnector {
+    async fn connect(
+        &self,
+        execution: &Execution,
+        host: &TargetSnapshot,
+    ) -> Result<(Arc<dyn Transport>, HostTarget), TransportError> {
+        if host.name.as_str() == "down" {
+            return Err(TransportError::unreachable(
+                "connection refused",
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            ));
+        }
+        self.0.connect(execution, host).await
+    }
+}
+
+async fn fixture_with(config: EngineConfig) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("job.db")).await.unwrap());
+    let team = Team {
+        id: TeamId::new(),
+        name: Name::parse("name", "ops").unwrap(),
+        description: Description::default(),
+        created_at: Utc::now(),
+    };
+    store.create_team(&team).await.unwrap();
+    let bus = Arc::new(InProcessBus::default());
+    let local: Arc<dyn Transport> = Arc::new(LocalTransport::new());
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(FlakyConnector(LocalConnector::new(local))),
+        bus.clone(),
+        Arc::new(SystemClock),
+        config,
+    );
+    Fixture {
+        _dir: dir,
+        store,
+        bus,
+        engine,
+        team: team.id,
+    }
+}
+
+async fn fixture() -> Fixture {
+    let config = EngineConfig {
+        cancel_grace: Duration::from_secs(10),
+        ..EngineConfig::default()
+    };
+    fixture_with(config).await
+}
+
+fn execution(
+    team: TeamId,
+    script: &str,
+    hosts: &[&str],
+    timeout: i64,
+) -> (Execution, Vec<HostRun>) {
+    let id = ExecutionId::new();
+    let e = Execution {
+        id,
+        team_id: team,
+        name: Name::parse("name", "quick run").unwrap(),
+        job_type: JobType::Script,
+        trigger_source: TriggerSource::Manual,
+        executor: ExecutorSnapshot {
+            actor: ActorKind::Scheduler,
+            label: "test".into(),
+        },
+        task: TaskSnapshot::Script {
+            language: ScriptLanguage::Bash,
+            rendered: script.into(),
+            script_version_id: None,
+            params: Default::default(),
+        },
+        timeout: TimeoutSecs::new("timeout", timeout).unwrap(),
+        status: ExecutionStatus::Pending,
+        counters: HostCounters::all_pending(hosts.len() as u32),
+        callback_url: None,
+        re_executed_from: None,
+        cron_job_id: None,
+        confirmation: None,
+        created_at: Utc::now(),
+        started_at: None,
+        finished_at: None,
+        cancel_requested_at: None,
+    };
+    let runs = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, name)| HostRun {
+            execution_id: id,
+            index: i as u32,
+            target: TargetSnapshot {
+                target_id: TargetId::new(),
+                name: Name::parse("name", name).unwrap(),
+                address: Address::parse("address", "127.0.0.1").unwrap(),
+                os: Os::Linux,
+                mode: "local".into(),
+            },
+            status: HostStatus::Pending,
+            exit_code: None,
+            error: None,
+            started_at: None,
+            finished_at: None,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            output_truncated: false,
+        })
+        .collect();
+    (e, runs)
+}
+
+impl Fixture {
+    async fn create(&self, e: &Execution, hosts: &[HostRun]) {
+        self.store.create_execution(e, hosts).await.unwrap();
+    }
+
+    /// Claims everything pending and runs the execution `id` to its end.
+    async fn run(&self, id: ExecutionId) -> ExecutionStatus {
+        let claimed = self.engine.claim().await.unwrap();
+        let c = claimed
+            .into_iter()
+            .find(|c| c.execution.id == id)
+            .expect("claimed");
+        self.engine.run_claimed(c).await.unwrap()
+    }
+
+    async fn hosts(&self, id: ExecutionId) -> Vec<HostRun> {
+        self.store
+            .list_host_runs(&TeamScope::All, id, None, PageRequest::first(1000))
+            .await
+            .unwrap()
+            .items
+    }
+
+    async fn output(&self, id: ExecutionId, host: u32, stream: OutputStream) -> String {
+        let chunks = self
+            .store
+            .read_output(&TeamScope::All, id, Some(host), None, 1000)
+            .await
+            .unwrap();
+        let bytes: Vec<u8> = chunks
+            .into_iter()
+            .filter(|c| c.stream == stream)
+            .flat_map(|c| c.data)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    async fn wait_hosts_running(&self, id: ExecutionId, n: usize) {
+        for _ in 0..200 {
+            let running = self
+                .hosts(id)
+                .await
+                .iter()
+                .filter(|h| h.status == HostStatus::Running)
+                .count();
+            if running == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("hosts did not start");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_runs_on_every_host_and_its_output_is_stored_per_host() {
+    let f = fixture().await;
+    let (e, hosts) = execution(
+        f.team,
+        "echo \"hello $((6*7))\"; echo oops >&2",
+        &["a", "b", "c"],
+        30,
+    );
+    f.create(&e, &hosts).await;
+    assert_eq!(f.run(e.id).await, ExecutionStatus::Success);
+    let stored = f.store.get_execution(&TeamScope::All, e.id).await.unwrap();
+    assert_eq!(stored.counters.success, 3);
+    assert!(stored.started_at.is_some() && stored.finished_at.is_some());
+    for h in f.hosts(e.id).await {
+        assert_eq!((h.status, h.exit_code), (HostStatus::Success, Some(0)));
+        assert_eq!(
+            f.output(e.id, h.index, OutputStream::Stdout).await,
+            "hello 42\n"
+        );
+        assert_eq!(
+            f.output(e.id, h.index, OutputStream::Stderr).await,
+            "oops\n"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_host_fails_alone_and_the_others_run() {
+    let f = fixture().await;
+    let (e, hosts) = execution(f.team, "echo up", &["a", "down", "c"], 30);
+    f.create(&e, &hosts).await;
+    assert_eq!(f.run(e.id).await, ExecutionStatus::Failed);
+    let hosts = f.hosts(e.id).await;
+    assert_eq!(hosts[0].status, HostStatus::Success);
+    assert_eq!(hosts[2].status, HostStatus::Success);
+    assert_eq!(hosts[1].status, HostStatus::Failed);
+    let err = hosts[1].error.clone().unwrap();
+    assert!(
+        err.contains("unreachable") && err.contains("refused"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_zero_exit_fails_the_host_and_keeps_its_code() {
+    let f = fixture().await;
+    let (e, hosts) = execution(f.team, "exit 3", &["a"], 30);
+    f.create(&e, &hosts).await;
+    assert_eq!(f.run(e.id).await, ExecutionStatus::Failed);
+    assert_eq!(f.hosts(e.id).await[0].exit_code, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_past_its_timeout_is_killed_and_the_execution_times_out() {
+    let f = fixture().await;
+    let (e, hosts) = execution(f.team, "sleep 30", &["a", "b"], 1);
+    f.create(&e, &hosts).await;
+    let started = std::time::Instant::now();
+    assert_eq!(f.run(e.id).await, ExecutionStatus::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        f.hosts(e.id)
+            .await
+            .iter()
+            .all(|h| h.status == HostStatus::Timeout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_running_kills_the_processes_and_ends_cancelled() {
+    let f = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "echo $$ > {}/pid-$RANDOM$RANDOM; sleep 300",
+        dir.path().display()
+    );
+    let (e, hosts) = execution(f.team, &script, &["a", "b"], 600);
+    f.create(&e, &hosts).await;
+    let claimed = f.engine.claim().await.unwrap().pop().unwrap();
+    let engine = f.engine.clone();
+    let run = tokio::spawn(async move { engine.run_claimed(claimed).await });
+    f.wait_hosts_running(e.id, 2).await;
+
+    let now = Utc::now();
+    let cancelling = request_cancel(&*f.store, &*f.bus, &TeamScope::All, e.id, now)
+        .await
+        .unwrap();
+    assert_eq!(cancelling.status, ExecutionStatus::Cancelling);
+    // A second cancel is refused while the first converges.
+    let again = request_cancel(&*f.store, &*f.bus, &TeamScope::All, e.id, now).await;
+    assert!(
+        matches!(again, Err(job::core::Error::Conflict { .. })),
+        "{again:?}"
+    );
+
+    let status = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, ExecutionStatus::Cancelled);
+    assert!(
+        f.hosts(e.id)
+            .await
+            .iter()
+            .all(|h| h.status == HostStatus::Cancelled)
+    );
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let pid = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(
+            !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+            "pid {pid} survived"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_on_pending_is_immediate_and_enqueues_the_callback() {
+    let f = fixture().await;
+    let (mut e, hosts) = execution(f.team, "echo never", &["a", "b"], 30);
+    e.callback_url = Some("https://hooks.example.com/job".into());
+    f.create(&e, &hosts).await;
+    let done = request_cancel(&*f.store, &*f.bus, &TeamScope::All, e.id, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(done.status, ExecutionStatus::Cancelled);
+    assert!(
+        f.hosts(e.id)
+            .await
+            .iter()
+            .all(|h| h.status == HostStatus::Cancelled)
+    );
+    let outbox = f
+        .store
+        .list_outbox_for_execution(&TeamScope::All, e.id)
+        .await
+        .unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].payload["status"], "cancelled");
+    assert!(
+        f.engine.claim().await.unwrap().is_empty(),
+        "a cancelled execution was claimed"
+    );
+    let err = request_cancel(&*f.store, &*f.bus, &TeamScope::All, e.id, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cancelled"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_teams_execution_cannot_be_cancelled_and_looks_missing() {
+    let f = fixture().await;
+    let (e, hosts) = execution(f.team, "echo hi", &["a"], 30);
+    f.create(&e, &hosts).await;
+    let other = TeamScope::team(TeamId::new());
+    let err = request_cancel(&*f.store, &*f.bus, &other, e.id, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, job::core::Error::NotFound { .. }), "{err:?}");
+    let missing = request_cancel(&*f.store, &*f.bus, &other, ExecutionId::new(), Utc::now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), missing.code());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_execution_leaves_its_callback_in_the_outbox() {
+    let f = fixture().await;
+    let (mut e, hosts) = execution(f.team, "true", &["a"], 30);
+    e.callback_url = Some("https://hooks.example.com/job".into());
+    f.create(&e, &hosts).await;
+    assert_eq!(f.run(e.id).await, ExecutionStatus::Success);
+    let outbox = f
+        .store
+        .list_outbox_for_execution(&TeamScope::All, e.id)
+        .await
+        .unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert!(
+        matches!(&outbox[0].kind, OutboxKind::Callback { url } if url == "https://hooks.example.com/job")
+    );
+    assert_eq!(outbox[0].payload["status"], "success");
+    assert_eq!(outbox[0].payload["counters"]["success"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_carry_the_stored_sequence_numbers() {
+    let f = fixture().await;
+    let (e, hosts) = execution(
+        f.team,
+        "for i in 1 2 3; do echo line $i; sleep 0.05; done",
+        &["a"],
+        30,
+    );
+    f.create(&e, &hosts).await;
+    let mut rx = f.bus.subscribe(e.id).await;
+    assert_eq!(f.run(e.id).await, ExecutionStatus::Success);
+    let mut live = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let LiveEvent::Output(c) = ev {
+            live.push((c.seq, c.data));
+        }
+    }
+    let stored: Vec<_> = f
+        .store
+        .read_output(&TeamScope::All, e.id, Some(0), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.seq, c.data))
+        .collect();
+    assert!(!live.is_empty());
+    assert_eq!(live, stored);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_output_is_capped_per_host_with_a_visible_marker() {
+    let config = EngineConfig {
+        output_cap_bytes: 1000,
+        ..EngineConfig::default()
+    };
+    let f = fixture_with(config).await;
+    let (e, hosts) = execution(f.team, "head -c 100000 /dev/zero | tr '\\0' x", &["a"], 30);
+    f.create(&e, &hosts).await;
+    assert_eq!(f.run(e.id).await, ExecutionStatus::Success);
+    let chunks = f
+        .store
+        .read_output(&TeamScope::All, e.id, Some(0), None, 1000)
+        .await
+        .unwrap();
+    let stdout: usize = chunks
+        .iter()
+        .filter(|c| c.stream == OutputStream::Stdout)
+        .map(|c| c.data.len())
+        .sum();
+    assert!(stdout <= 1000, "{stdout} bytes stored");
+    let system: String = chunks
+        .iter()
+        .filter(|c| c.stream == OutputStream::System)
+        .map(|c| String::from_utf8_lossy(&c.data).into_owned())
+        .collect();
+    assert!(system.contains("truncated"), "{system}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_taken_over_from_a_dead_node_records_its_lost_hosts_honestly() {
+    let f = fixture().await;
+    let (e, hosts) = execution(f.team, "echo resumed", &["a", "b"], 30);
+    f.create(&e, &hosts).await;
+    // Node "dead" claims it, starts host 0, and vanishes; its lease runs out.
+    let now = Utc::now();
+    let lease = Lease {
+        node: "dead".into(),
+        now,
+        until: now + chrono::Duration::milliseconds(50),
+    };
+    assert_eq!(f.store.claim_executions(&lease, 10).await.unwrap().len(), 1);
+    f.store
+        .transition(
+            e.id,
+            &Transition::new(ExecutionStatus::Pending, ExecutionStatus::Running, now),
+        )
+        .await
+        .unwrap();
+    f.store
+        .update_host_runs(e.id, &[HostRunUpdate::started(0, now)])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let claimed = f
+        .engine
+        .claim()
+        .await
+        .unwrap()
+        .pop()
+        .expect("the expired lease is taken over");
+    assert!(claimed.taken_over);
+    assert_eq!(
+        f.engine.run_claimed(claimed).await.unwrap(),
+        ExecutionStatus::Failed
+    );
+    let hosts = f.hosts(e.id).await;
+    assert_eq!(hosts[0].status, HostStatus::Failed);
+    assert!(
+        hosts[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("interrupted")
+    );
+    assert_eq!(hosts[1].status, HostStatus::Success);
+    assert_eq!(f.output(e.id, 1, OutputStream::Stdout).await, "resumed\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_hosts_fan_out_without_a_thread_each() {
+    let f = fixture().await;
+    let names: Vec<String> = (0..200).map(|i| format!("h{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (e, hosts) = execution(f.team, "echo ok", &refs, 60);
+    f.create(&e, &hosts).await;
+    assert_eq!(f.run(e.id).await, ExecutionStatus::Success);
+    let stored = f.store.get_execution(&TeamScope::All, e.id).await.unwrap();
+    assert_eq!(stored.counters.success, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_loop_claims_and_runs_until_shut_down() {
+    let f = fixture().await;
+    let (e, hosts) = execution(f.team, "echo looped", &["a"], 30);
+    f.create(&e, &hosts).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let engine = f.engine.clone();
+    let loop_task = tokio::spawn(async move {
+        engine
+            .run(async move {
+                let _ = stop_rx.await;
+            })
+            .await;
+    });
+    let mut status = ExecutionStatus::Pending;
+    for _ in 0..200 {
+        status = f
+            .store
+            .get_execution(&TeamScope::All, e.id)
+            .await
+            .unwrap()
+            .status;
+        if status.is_final() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, ExecutionStatus::Success);
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), loop_task)
+        .await
+        .unwrap()
+        .unwrap();
+}
