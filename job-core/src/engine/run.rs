@@ -184,7 +184,7 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
             event = live.recv(), if !cancel_seen => {
                 match event {
                     Ok(LiveEvent::Status { status: ExecutionStatus::Cancelling, .. }) => {
-                        cancel_seen = observe_cancel(&shared, &mut execution).await?;
+                        cancel_seen = observe_cancel(&shared, &mut execution).await;
                         if cancel_seen {
                             converge.as_mut().reset(deadline_instant(&shared, &execution));
                         }
@@ -194,7 +194,7 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
                 }
             }
             _ = poll.tick(), if !cancel_seen => {
-                cancel_seen = observe_cancel(&shared, &mut execution).await?;
+                cancel_seen = observe_cancel(&shared, &mut execution).await;
                 if cancel_seen {
                     converge.as_mut().reset(deadline_instant(&shared, &execution));
                 }
@@ -244,32 +244,38 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
 
 /// Reads the stored status; when it is `cancelling`, applies the cancel here: hosts that did
 /// not start are cancelled and running ones are told to stop. Returns whether a cancel is
-/// now in progress.
-async fn observe_cancel(shared: &Shared, execution: &mut Execution) -> Result<bool> {
-    let stored = shared
+/// now in progress. A store that cannot be read is not a reason to abandon running hosts:
+/// the failure is logged and the next poll tries again.
+async fn observe_cancel(shared: &Shared, execution: &mut Execution) -> bool {
+    let stored = match shared
         .inner
         .store
         .get_execution(&TeamScope::All, execution.id)
-        .await?;
+        .await
+    {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::warn!(execution = %execution.id, error = %e, "checking for a cancel failed");
+            return false;
+        }
+    };
     if stored.status != ExecutionStatus::Cancelling {
-        return Ok(false);
+        return false;
     }
     *execution = stored;
     let requested = execution
         .cancel_requested_at
         .unwrap_or_else(|| shared.inner.clock.now());
     let deadline = requested + chrono_duration(shared.inner.config.cancel_grace);
-    match shared.apply(Event::Cancel { deadline }) {
-        Ok(applied) => {
-            shared
-                .record_forced(&applied, "cancelled before it started")
-                .await;
-        }
-        Err(Error::Conflict { .. }) => {}
-        Err(e) => return Err(e),
+    // A refusal means the machine already moved on (every host had reported); the cancel
+    // then has nothing left to stop.
+    if let Ok(applied) = shared.apply(Event::Cancel { deadline }) {
+        shared
+            .record_forced(&applied, "cancelled before it started")
+            .await;
     }
     shared.cancel.cancel();
-    Ok(true)
+    true
 }
 
 fn deadline_instant(shared: &Shared, execution: &Execution) -> tokio::time::Instant {
