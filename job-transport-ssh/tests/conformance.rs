@@ -45,3 +45,64 @@ async fn the_ssh_transport_passes_the_conformance_suite() {
     run_all(&transport, &host).await;
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_printing_a_gibibyte_ends_normally_with_flat_memory() {
+    use job_core::status::HostOutcome;
+    use job_core::transport::{Cancel, TaskSpec, TransportExt};
+
+    if !require_service("OpenSSH sshd", Sshd::unavailable()) {
+        return;
+    }
+    let sshd = Sshd::start().expect("the harness sshd starts");
+    let options = SshOptions::new(HostKeyPolicy::KnownHosts(sshd.known_hosts_file().unwrap()));
+    let transport = SshTransport::new(options, Duration::from_secs(60));
+    let target = HostTarget {
+        name: "sshd-harness".into(),
+        os: Os::Linux,
+        access: HostAccess::Ssh(SshAccess {
+            address: Address::parse("address", "127.0.0.1").unwrap(),
+            port: Port::new("port", i64::from(sshd.port())).unwrap(),
+            user: TEST_USER.into(),
+            secret: CredentialSecret::PrivateKey {
+                private_key: sshd.keys().ed25519.clone(),
+                passphrase: None,
+            },
+        }),
+    };
+    let before = peak_rss_kib();
+    let task = TaskSpec::bash("head -c 1073741824 /dev/zero; echo done >&2")
+        .with_timeout(Duration::from_secs(600))
+        .with_output_limit(1024 * 1024);
+    let run = transport
+        .run_collected(&target, &task, &Cancel::new())
+        .await;
+    let stderr =
+        String::from_utf8_lossy(&run.output(job_core::model::OutputStream::Stderr)).into_owned();
+    let sent: usize = run.output(job_core::model::OutputStream::Stdout).len();
+    let outcome = run.outcome();
+    assert_eq!(outcome.outcome, HostOutcome::Success, "{outcome:?}");
+    assert_eq!(
+        outcome.output.stdout_bytes,
+        1 << 30,
+        "every byte is counted"
+    );
+    assert!(outcome.output.truncated);
+    assert_eq!(sent, 1024 * 1024, "only the limit is sent on");
+    assert_eq!(stderr, "done\n");
+    let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
+    assert!(
+        grown_mib < 64,
+        "peak memory grew by {grown_mib} MiB for 1 GiB of output"
+    );
+}
