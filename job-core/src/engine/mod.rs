@@ -179,6 +179,28 @@ impl Engine {
     }
 }
 
+impl Inner {
+    /// When hosts of a cancelled execution are forced to `cancelled`: the cancel request
+    /// plus the grace period; `None` before any cancel.
+    pub(crate) fn cancel_deadline(
+        &self,
+        execution: &crate::model::Execution,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let grace = chrono_duration(self.config.cancel_grace);
+        execution.cancel_requested_at.map(|t| t + grace)
+    }
+
+    /// [`Inner::cancel_deadline`], counting a cancel not yet stamped as requested at `now`.
+    pub(crate) fn cancel_deadline_or(
+        &self,
+        execution: &crate::model::Execution,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        self.cancel_deadline(execution)
+            .unwrap_or(now + chrono_duration(self.config.cancel_grace))
+    }
+}
+
 pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

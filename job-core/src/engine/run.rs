@@ -93,8 +93,7 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
         }
     }
 
-    let grace = chrono_duration(inner.config.cancel_grace);
-    let deadline = execution.cancel_requested_at.map(|t| t + grace);
+    let deadline = inner.cancel_deadline(&execution);
     let statuses: Vec<HostStatus> = hosts.iter().map(|h| h.status).collect();
     let mut machine = ExecutionMachine::restore(execution.status, statuses.clone(), deadline)?;
 
@@ -121,7 +120,7 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
                 machine = ExecutionMachine::restore(
                     execution.status,
                     statuses,
-                    execution.cancel_requested_at.map(|t| t + grace),
+                    inner.cancel_deadline(&execution),
                 )?;
             }
             Err(e) => return Err(e),
@@ -220,7 +219,8 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
             }
             () = &mut converge, if cancel_seen => {
                 let now = inner.clock.now();
-                let applied = shared.apply(Event::Tick { now: now.max(execution.cancel_requested_at.unwrap_or(now) + grace) })?;
+                let deadline = inner.cancel_deadline_or(&execution, now);
+                let applied = shared.apply(Event::Tick { now: now.max(deadline) })?;
                 shared.record_forced(&applied, "cancelled: the host did not report before the cancel deadline").await;
                 tasks.abort_all();
             }
@@ -263,10 +263,9 @@ async fn observe_cancel(shared: &Shared, execution: &mut Execution) -> bool {
         return false;
     }
     *execution = stored;
-    let requested = execution
-        .cancel_requested_at
-        .unwrap_or_else(|| shared.inner.clock.now());
-    let deadline = requested + chrono_duration(shared.inner.config.cancel_grace);
+    let deadline = shared
+        .inner
+        .cancel_deadline_or(execution, shared.inner.clock.now());
     // A refusal means the machine already moved on (every host had reported); the cancel
     // then has nothing left to stop.
     if let Ok(applied) = shared.apply(Event::Cancel { deadline }) {
@@ -280,8 +279,7 @@ async fn observe_cancel(shared: &Shared, execution: &mut Execution) -> bool {
 
 fn deadline_instant(shared: &Shared, execution: &Execution) -> tokio::time::Instant {
     let now = shared.inner.clock.now();
-    let requested = execution.cancel_requested_at.unwrap_or(now);
-    let deadline = requested + chrono_duration(shared.inner.config.cancel_grace);
+    let deadline = shared.inner.cancel_deadline_or(execution, now);
     let left = (deadline - now).to_std().unwrap_or_default();
     tokio::time::Instant::now() + left
 }
