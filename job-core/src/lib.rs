@@ -29,6 +29,7 @@ pub mod launch;
 pub mod model;
 pub mod policy;
 pub mod schedule;
+pub mod secret;
 pub mod status;
 pub mod store;
 pub mod template;
