@@ -4,9 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use job_core::model::CredentialSecret;
+use russh::client;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, decode_secret_key};
 
 use crate::SshError;
+use crate::host_key::Verifier;
 
 /// A decrypted login secret, held only in memory for as long as a connection needs it.
 #[derive(Clone)]
@@ -82,5 +84,43 @@ impl SshAuth {
             }
         }
         hex::encode(&h.finalize()[..8])
+    }
+}
+
+/// Authenticates an open connection as `user` with `auth`; a refusal is
+/// [`SshError::AuthFailed`].
+pub(crate) async fn authenticate(
+    handle: &mut client::Handle<Verifier>,
+    user: &str,
+    auth: &SshAuth,
+) -> Result<(), SshError> {
+    let result = match auth {
+        SshAuth::Password(pw) => handle
+            .authenticate_password(user, pw.clone())
+            .await
+            .map_err(|e| SshError::Protocol(e.to_string()))?,
+        SshAuth::PrivateKey { pem, passphrase } => {
+            let key = SshAuth::private_key(pem, passphrase.as_deref())?;
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(|e| SshError::Protocol(e.to_string()))?
+                .flatten();
+            handle
+                .authenticate_publickey(user, SshAuth::with_hash(key, hash))
+                .await
+                .map_err(|e| SshError::Protocol(e.to_string()))?
+        }
+    };
+    if result.success() {
+        Ok(())
+    } else {
+        Err(SshError::AuthFailed(format!(
+            "the target refused the {} for user `{user}`",
+            match auth {
+                SshAuth::Password(_) => "password",
+                SshAuth::PrivateKey { .. } => "key",
+            }
+        )))
     }
 }

@@ -12,35 +12,95 @@ pub(crate) const PGID_MARKER: &[u8] = b"\x1ejobd-pgid ";
 /// Exit code the wrappers use when they could not set up (temp files, reading stdin).
 pub(crate) const SETUP_FAILED: u32 = 125;
 
+/// How the script text reaches the interpreter on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// A private temporary file (`mktemp -d`, mode 0600), removed after the run: works for
+    /// every interpreter and gives the script a real file as `$0`.
+    File,
+    /// The rest of the wrapper's stdin pipe, opened by the interpreter as
+    /// `/proc/<wrapper pid>/fd/0` (only the run's user may open it): no temporary file and
+    /// three programs fewer. The wrapper falls back to [`Delivery::File`] when its stdin is
+    /// not a pipe.
+    Pipe,
+}
+
+/// Shells that read a script from a path they open themselves, as a file or a pipe alike.
+const PIPE_SHELLS: &[&str] = &["bash", "sh", "dash"];
+
+/// The largest script streamed through the pipe. bash reads a script it cannot seek one
+/// byte per system call, so past a few KiB the temporary file is cheaper.
+pub(crate) const PIPE_MAX_SCRIPT: usize = 8 * 1024;
+
+/// Names by which a script can find its own file: `$0` and friends. A script that uses
+/// them may read itself (self-extracting installers do `tail -n +N "$0"`), which a pipe
+/// cannot serve twice, so such a script gets a real file.
+const OWN_PATH_WORDS: &[&str] = &["$0", "${0", "BASH_SOURCE", "BASH_ARGV0", "/proc/$$"];
+
+/// Picks how to deliver `body` to `interpreter`: the pipe for short shell scripts that do
+/// not refer to their own path, a temporary file for everything else.
+pub(crate) fn delivery_for(interpreter: &str, body: &[u8]) -> Delivery {
+    let refers_to_itself = OWN_PATH_WORDS
+        .iter()
+        .any(|w| body.windows(w.len()).any(|x| x == w.as_bytes()));
+    if PIPE_SHELLS.contains(&interpreter) && body.len() <= PIPE_MAX_SCRIPT && !refers_to_itself {
+        Delivery::Pipe
+    } else {
+        Delivery::File
+    }
+}
+
 /// Runs a script in its own session and process group.
 ///
 /// Stdin: the environment block (`export NAME=value` lines, a `cd` and the script's
 /// positional arguments as `set -- "$1" …`, POSIX-quoted), a line holding only `sentinel`,
-/// then the script. The wrapper reports the group id first,
-/// waits for the script, kills whatever the script left behind in its group (TERM, then
-/// KILL after two seconds) and exits with the script's status (128 + signal when killed).
+/// then the script. The wrapper keeps the block in a variable (`read` is a built-in that
+/// stops at the line's end, so the script stays in the pipe), forks, and in the child
+/// evaluates the block and execs `setsid <interpreter> <args> <script path> <script args>`
+/// with stdin from `/dev/null`. The script path is `/proc/<wrapper pid>/fd/0` for
+/// [`Delivery::Pipe`] or a file in a private `mktemp -d` directory. The wrapper reports the
+/// group id first, waits for the script, kills whatever the script left behind in its group
+/// (TERM, then KILL after two seconds) and exits with the script's status (128 + signal when
+/// killed).
 pub(crate) fn run_program(
     interpreter: &str,
     args: &[String],
     extension: &str,
     sentinel: &str,
+    delivery: Delivery,
 ) -> String {
     debug_assert!(is_plain_word(interpreter) && is_plain_word(sentinel));
     debug_assert!(args.iter().all(|a| is_plain_word(a)));
     debug_assert!(extension.bytes().all(|b| b.is_ascii_alphanumeric()));
-    let args = args.join(" ");
+    let command = if args.is_empty() {
+        interpreter.to_owned()
+    } else {
+        format!("{interpreter} {}", args.join(" "))
+    };
     let file = if extension.is_empty() {
         "script".to_owned()
     } else {
         format!("script.{extension}")
     };
+    // Whether the script goes into a temporary file: always for `File`; for `Pipe` only
+    // when stdin is not a pipe (an SSH server that hands the session a socket or a file).
+    let needs_file = match delivery {
+        Delivery::File => ":",
+        Delivery::Pipe => "[ ! -p /dev/stdin ]",
+    };
     let program = format!(
         r#"umask 077
-d=$(mktemp -d "${{TMPDIR:-/tmp}}/jobd.XXXXXXXX") || exit {SETUP_FAILED}
-: > "$d/env"
-while IFS= read -r l; do [ "$l" = "{sentinel}" ] && break; printf "%s\n" "$l" >> "$d/env"; done
-cat > "$d/{file}" || {{ rm -rf "$d"; exit {SETUP_FAILED}; }}
-setsid /bin/sh -c ". \"\$0\" && exec {interpreter} {args} \"\$@\"" "$d/env" "$d/{file}" < /dev/null &
+e=
+while IFS= read -r l; do [ "$l" = "{sentinel}" ] && break; e="$e$l
+"; done
+d=
+f="/proc/$$/fd/0"
+if {needs_file}; then
+  d=$(mktemp -d "${{TMPDIR:-/tmp}}/jobd.XXXXXXXX") || exit {SETUP_FAILED}
+  f="$d/{file}"
+  cat > "$f" || {{ rm -rf "$d"; exit {SETUP_FAILED}; }}
+fi
+{{ set -- "$f"; eval "$e" && exec setsid {command} "$@"; }} < /dev/null &
 p=$!
 printf "\036jobd-pgid %s\n" "$p" >&2
 wait "$p"; rc=$?
@@ -48,7 +108,7 @@ if kill -TERM -"$p" 2>/dev/null; then
   i=0; while [ "$i" -lt 20 ] && kill -0 -"$p" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
   kill -KILL -"$p" 2>/dev/null
 fi
-rm -rf "$d"
+[ -z "$d" ] || rm -rf "$d"
 exit "$rc""#
     );
     wrap(&program)
@@ -68,28 +128,49 @@ exit 0"#
 }
 
 /// Writes stdin to a path atomically: a temporary name in the destination directory, the
-/// checksum verified, then renamed into place.
+/// checksum of what landed verified, then renamed into place.
 ///
-/// Stdin: the destination path, `overwrite` or `skip`, the expected sha256 and the octal
-/// mode, one per line, then the content. Stdout: `skipped` or `ok <sha256>`.
+/// Stdin, one per line: the destination path, `overwrite` or `skip`, the expected sha256,
+/// the umask to create the temporary file with (so that it gets the final mode without a
+/// `chmod` when the mode has no execute or special bits), the octal mode to `chmod` to or
+/// `-`, and a random tag naming the temporary file (`.jobd-upload.<tag>`, created with
+/// `O_EXCL` through the shell's noclobber mode); then the content. Stdout: `skipped` or
+/// `ok <sha256>`. On the common path only `cat`, `sha256sum` and `mv` run.
 pub(crate) fn push_program() -> String {
     let program = format!(
         r#"umask 077
 IFS= read -r dest || exit {SETUP_FAILED}
 IFS= read -r how || exit {SETUP_FAILED}
 IFS= read -r want || exit {SETUP_FAILED}
+IFS= read -r mask || exit {SETUP_FAILED}
 IFS= read -r mode || exit {SETUP_FAILED}
+IFS= read -r tag || exit {SETUP_FAILED}
 if [ "$how" = skip ] && [ -e "$dest" ]; then cat > /dev/null; echo skipped; exit 0; fi
-dir=$(dirname -- "$dest")
-mkdir -p -- "$dir" || exit {SETUP_FAILED}
-t=$(mktemp "$dir/.jobd-upload.XXXXXXXX") || exit {SETUP_FAILED}
+dir=${{dest%/*}}
+[ -n "$dir" ] || dir=/
+[ -d "$dir" ] || mkdir -p -- "$dir" || exit {SETUP_FAILED}
+t="$dir/.jobd-upload.$tag"
+umask "$mask" && set -C && : > "$t" && set +C || exit {SETUP_FAILED}
 cat > "$t" || {{ rm -f -- "$t"; exit {SETUP_FAILED}; }}
-got=$(sha256sum < "$t" | cut -d " " -f 1)
+got=$(sha256sum < "$t") || {{ rm -f -- "$t"; exit {SETUP_FAILED}; }}
+got=${{got%% *}}
 if [ "$got" != "$want" ]; then rm -f -- "$t"; echo "checksum mismatch: expected $want, got $got" >&2; exit 124; fi
-chmod "$mode" "$t" && mv -f -- "$t" "$dest" || {{ rm -f -- "$t"; exit {SETUP_FAILED}; }}
+if [ "$mode" != - ]; then chmod "$mode" "$t" || {{ rm -f -- "$t"; exit {SETUP_FAILED}; }}; fi
+mv -f -- "$t" "$dest" || {{ rm -f -- "$t"; exit {SETUP_FAILED}; }}
 echo "ok $got""#
     );
     wrap(&program)
+}
+
+/// The push header's umask and `chmod` lines for a file mode: a mode within `0o666` is
+/// reached by the umask alone; anything else is created private and `chmod`ed.
+pub(crate) fn push_mode_lines(mode: u32) -> (String, String) {
+    let mode = mode & 0o7777;
+    if mode & !0o666 == 0 {
+        (format!("{:03o}", !mode & 0o777), "-".to_owned())
+    } else {
+        ("077".to_owned(), format!("{mode:o}"))
+    }
 }
 
 /// Sends a file back: its sha256 on stderr (one line), then its content on stdout.
@@ -100,7 +181,8 @@ pub(crate) fn pull_program() -> String {
         r#"IFS= read -r src || exit {SETUP_FAILED}
 [ -f "$src" ] || {{ echo "no such file: $src" >&2; exit 2; }}
 [ -r "$src" ] || {{ echo "cannot read: $src" >&2; exit 2; }}
-sum=$(sha256sum < "$src" | cut -d " " -f 1) || exit 2
+sum=$(sha256sum < "$src") || exit 2
+sum=${{sum%% *}}
 printf "\036jobd-sha256 %s\n" "$sum" >&2
 exec cat -- "$src""#
     );
@@ -153,7 +235,8 @@ mod tests {
     #[test]
     fn programs_contain_no_single_quote_inside_the_wrapper() {
         for p in [
-            run_program("bash", &[], "sh", "S1"),
+            run_program("bash", &[], "sh", "S1", Delivery::File),
+            run_program("bash", &[], "sh", "S1", Delivery::Pipe),
             kill_program(42, 20),
             push_program(),
             pull_program(),
@@ -164,6 +247,56 @@ mod tests {
                 .unwrap();
             assert!(!inner.contains('\''), "{inner}");
         }
+    }
+
+    #[test]
+    fn short_shell_scripts_go_through_the_pipe_and_everything_else_through_a_file() {
+        assert_eq!(delivery_for("bash", b"echo hi"), Delivery::Pipe);
+        assert_eq!(delivery_for("sh", b"echo hi"), Delivery::Pipe);
+        assert_eq!(delivery_for("python3", b"print(1)"), Delivery::File);
+        assert_eq!(delivery_for("bash", b"tail -n +3 \"$0\""), Delivery::File);
+        assert_eq!(delivery_for("bash", b"cd \"${0%/*}\""), Delivery::File);
+        assert_eq!(
+            delivery_for("bash", b"echo ${BASH_SOURCE[0]}"),
+            Delivery::File
+        );
+        let long = vec![b'#'; PIPE_MAX_SCRIPT + 1];
+        assert_eq!(delivery_for("bash", &long), Delivery::File);
+    }
+
+    #[test]
+    fn a_mode_within_0666_needs_only_a_umask() {
+        assert_eq!(push_mode_lines(0o644), ("133".to_owned(), "-".to_owned()));
+        assert_eq!(push_mode_lines(0o600), ("177".to_owned(), "-".to_owned()));
+        assert_eq!(push_mode_lines(0o755), ("077".to_owned(), "755".to_owned()));
+        assert_eq!(
+            push_mode_lines(0o4755),
+            ("077".to_owned(), "4755".to_owned())
+        );
+    }
+
+    /// Runs the wrapper with local `/bin/sh`, stdin from a regular file rather than a pipe.
+    #[test]
+    fn the_pipe_wrapper_falls_back_to_a_file_when_stdin_is_not_a_pipe() {
+        let dir = std::env::temp_dir().join(format!("jobd-remote-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("stdin");
+        let mut stdin = env_block(&[("X".into(), "x y".into())], None, &["arg".into()]);
+        stdin.push_str("S1\nprintf '%s|%s' \"$X\" \"$1\"\nread -r l || printf '|eof'\n");
+        std::fs::write(&input, stdin).unwrap();
+        let program = run_program("sh", &[], "sh", "S1", Delivery::Pipe);
+        let inner = program
+            .strip_prefix("exec /bin/sh -c '")
+            .and_then(|s| s.strip_suffix('\''))
+            .unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", inner])
+            .stdin(std::fs::File::open(&input).unwrap())
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "x y|arg|eof");
     }
 
     #[test]

@@ -171,11 +171,13 @@ impl Transport for SshTransport {
         file: &PushSpec,
         cancel: &Cancel,
     ) -> Result<PushOutcome, TransportError> {
-        let content: Vec<u8> = match &file.source {
-            PushSource::Bytes(b) => b.to_vec(),
-            PushSource::LocalFile(path) => tokio::fs::read(path).await.map_err(|e| {
-                TransportError::failed(format!("cannot read {}", path.display()), e)
-            })?,
+        let content: std::borrow::Cow<'_, [u8]> = match &file.source {
+            PushSource::Bytes(b) => std::borrow::Cow::Borrowed(b),
+            PushSource::LocalFile(path) => {
+                std::borrow::Cow::Owned(tokio::fs::read(path).await.map_err(|e| {
+                    TransportError::failed(format!("cannot read {}", path.display()), e)
+                })?)
+            }
         };
         let actual = hex::encode(Sha256::digest(&content));
         if let Some(expected) = &file.sha256
@@ -194,7 +196,13 @@ impl Transport for SshTransport {
         };
         let overwrite = file.if_exists == IfExists::Overwrite;
         let pushed = tokio::select! {
-            r = conn.push(&file.destination, &content, overwrite, file.mode_or_default()) => r,
+            r = conn.push_with_digest(
+                &file.destination,
+                &content,
+                &actual,
+                overwrite,
+                file.mode_or_default(),
+            ) => r,
             () = cancel.cancelled() => return Err(TransportError::Cancelled),
         };
         match pushed {

@@ -419,3 +419,97 @@ async fn one_connection_runs_many_scripts_at_once() {
         assert_eq!(t.await.unwrap(), (RunEnd::Exited(0), format!("{i}\n")));
     }
 }
+
+#[tokio::test]
+async fn a_short_shell_script_is_streamed_to_bash_through_a_pipe_with_an_empty_stdin() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let env = vec![("GREETING".to_owned(), "hi 'there'\nsecond line".to_owned())];
+    let args = ["a b".to_owned(), "c".to_owned()];
+    let body = "ps -o args= -p $$\n\
+                if read -r line; then echo \"read:$line\"; else echo no-input; fi\n\
+                printf '%s|%s|[%s][%s]\\n' \"$GREETING\" \"$PWD\" \"$1\" \"$2\"\n\
+                exit 3\n";
+    let mut sc = script(body, &env);
+    sc.workdir = Some("/tmp");
+    sc.script_args = &args;
+    let (end, out, err) = run(&c, &sc).await;
+    assert_eq!(end, RunEnd::Exited(3), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let command = lines.first().copied().unwrap_or_default();
+    let path = command
+        .strip_prefix("bash /proc/")
+        .and_then(|rest| rest.strip_suffix("/fd/0 a b c"));
+    assert!(
+        path.is_some_and(|pid| pid.parse::<u32>().is_ok()),
+        "not read from the wrapper's pipe: {out}"
+    );
+    assert_eq!(
+        &lines[1..],
+        ["no-input", "hi 'there'", "second line|/tmp|[a b][c]"]
+    );
+    // /bin/sh reads its script from the pipe the same way.
+    let mut sh = sc.clone();
+    sh.interpreter = "sh";
+    let (end, out, err) = run(&c, &sh).await;
+    assert_eq!(end, RunEnd::Exited(3), "{err}");
+    assert!(out.starts_with("sh /proc/"), "{out}");
+    assert!(
+        out.ends_with("no-input\nhi 'there'\nsecond line|/tmp|[a b][c]\n"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_script_that_reads_its_own_file_gets_a_real_file_that_is_removed_afterwards() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let body = "# a self-reading script\ncat \"$0\"\necho \"path:$0\"\n";
+    let (end, out, _) = run(&c, &script(body, &[])).await;
+    assert_eq!(end, RunEnd::Exited(0));
+    let (copy, path) = out.rsplit_once("path:").unwrap();
+    assert_eq!(copy, body, "the script did not see all of itself");
+    let path = path.trim();
+    assert!(path.starts_with("/tmp/jobd."), "{path}");
+    assert!(!Path::new(path).exists(), "{path} was left behind");
+}
+
+#[tokio::test]
+async fn a_long_shell_script_and_other_interpreters_run_from_a_temporary_file() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let padding = "# padding\n".repeat(2000);
+    let body = format!("{padding}ps -o args= -p $$\n");
+    let (end, out, _) = run(&c, &script(&body, &[])).await;
+    assert_eq!(end, RunEnd::Exited(0));
+    assert!(
+        out.starts_with("bash /tmp/jobd.") && out.trim_end().ends_with("/script.sh"),
+        "{out}"
+    );
+    let mut py = script(
+        "import os, sys\nprint(sys.argv[0].endswith('.py'), os.getpid())\n",
+        &[],
+    );
+    py.interpreter = "python3";
+    py.extension = "py";
+    let (end, out, err) = run(&c, &py).await;
+    assert_eq!(end, RunEnd::Exited(0), "{err}");
+    assert!(out.starts_with("True "), "{out}");
+}
+
+#[tokio::test]
+async fn a_pushed_file_gets_its_mode_with_or_without_execute_bits() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    for (name, mode) in [("plain", 0o644), ("private", 0o600), ("tool", 0o755)] {
+        let dest = scratch(&format!("modes/{name}"));
+        assert_eq!(
+            c.push(&dest, name.as_bytes(), true, mode).await.unwrap(),
+            PushOutcome::Written
+        );
+        let meta = std::fs::metadata(&dest).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o7777, mode, "{name}");
+        assert_eq!(std::fs::read(&dest).unwrap(), name.as_bytes());
+    }
+}
