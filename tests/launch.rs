@@ -12,7 +12,7 @@ use job::core::ids::RuleId;
 use job::core::ids::{TargetId, TeamId, UserId};
 use job::core::launch::{ScriptLaunch, launch_script, re_execute};
 use job::core::model::{
-    Actor, ActorKind, CommandRule, Os, ParamDef, Role, RuleLevel, ScriptLanguage, Target,
+    Actor, ActorKind, CommandRule, Os, ParamDef, Role, Rolling, RuleLevel, ScriptLanguage, Target,
     TargetMode, TargetSelector, TaskSnapshot, Team, TriggerSource,
 };
 use job::core::status::ExecutionStatus;
@@ -108,6 +108,7 @@ fn quick(team: TeamId, script: &str, targets: TargetSelector) -> ScriptLaunch {
         callback_url: None,
         trigger_source: TriggerSource::Manual,
         cron_job_id: None,
+        rolling: None,
     }
 }
 
@@ -409,4 +410,57 @@ async fn re_execute_makes_a_new_run_from_a_final_one_and_rechecks_targets() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_rolling_plan_is_stored_with_the_launch_and_kept_by_re_execute() {
+    let w = world().await;
+    let a = actor(w.team, Role::Operator);
+    let plan: Rolling =
+        serde_json::from_str(r#"{"batch": "50%", "mode": "pause_on_failure"}"#).unwrap();
+    let mut request = quick(w.team, "echo rolling", by_ids(&[w.web, w.db]));
+    request.rolling = Some(plan);
+    let first = launch_script(&*w.store, &a, request, Utc::now())
+        .await
+        .unwrap();
+    let stored = w
+        .store
+        .get_execution(&TeamScope::team(w.team), first.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.rolling, Some(plan));
+    assert_eq!(stored.paused_at, None);
+    assert_eq!(run_to_end(w.store.clone()).await, ExecutionStatus::Success);
+    let second = re_execute(&*w.store, &a, first.id, false, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(second.rolling, Some(plan));
+    let json = serde_json::to_value(&second).unwrap();
+    assert_eq!(json["rolling"]["batch"], "50%");
+    assert_eq!(json["rolling"]["mode"], "pause_on_failure");
+    assert!(json["paused_at"].is_null());
+}
+
+#[test]
+fn invalid_rolling_values_are_refused_naming_the_field() {
+    for (batch, mode, field) in [
+        ("0", "continue", "rolling.batch"),
+        ("0%", "continue", "rolling.batch"),
+        ("101%", "continue", "rolling.batch"),
+        ("half", "continue", "rolling.batch"),
+        ("3", "stop", "rolling.mode"),
+    ] {
+        match Rolling::parse(batch, mode) {
+            Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field, "{batch} {mode}"),
+            other => panic!("{batch} {mode}: expected invalid {field}, got {other:?}"),
+        }
+    }
+    for (body, field) in [
+        (r#"{"batch": 0, "mode": "continue"}"#, "rolling.batch"),
+        (r#"{"batch": "250%", "mode": "continue"}"#, "rolling.batch"),
+        (r#"{"batch": 2, "mode": "sometimes"}"#, "rolling.mode"),
+    ] {
+        let err = serde_json::from_str::<Rolling>(body).unwrap_err();
+        assert!(err.to_string().contains(field), "{body}: {err}");
+    }
 }

@@ -6,8 +6,12 @@
 //! ```text
 //! cargo bench -p job-benches --bench fanout -- --hosts 500 --runs 3 --file-hosts 100
 //! ```
-//! Needs root (the sshd harness), `pssh` (Debian) and `ansible-core` (PyPI); a missing
-//! comparison tool is reported and skipped. Prints a Markdown table for docs/performance.md.
+//! Other flags: `--ansible-runs N` (default 1), `--tool-runs N` (parallel-ssh and
+//! parallel-scp runs, default `--runs`). `JOBD_BENCH_HANDSHAKES=n` overrides the pool's
+//! concurrent-handshake limit. Pushes are timed over fresh connections, then again over the
+//! pooled ones. Needs root (the sshd harness), `pssh` (Debian) and `ansible-core` (PyPI); a
+//! missing comparison tool is reported and skipped. Prints a Markdown table for
+//! docs/performance.md, with the machine's load average.
 
 // A benchmark's output is its product.
 #![allow(clippy::print_stdout)]
@@ -42,6 +46,8 @@ struct Args {
     runs: usize,
     file_hosts: usize,
     ansible_runs: usize,
+    /// Runs of parallel-ssh and parallel-scp (default: `runs`).
+    tool_runs: Option<usize>,
 }
 
 fn args() -> Args {
@@ -50,6 +56,7 @@ fn args() -> Args {
         runs: 3,
         file_hosts: 100,
         ansible_runs: 1,
+        tool_runs: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -60,6 +67,7 @@ fn args() -> Args {
             ("--runs", Some(v)) => a.runs = v,
             ("--file-hosts", Some(v)) => a.file_hosts = v,
             ("--ansible-runs", Some(v)) => a.ansible_runs = v,
+            ("--tool-runs", Some(v)) => a.tool_runs = Some(v),
             _ => {
                 i += 1;
                 continue;
@@ -100,6 +108,16 @@ fn cpu_secs() -> f64 {
     };
     // After the command name: state is field 0, utime 11, stime 12 (clock ticks of 1/100 s).
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The machine's load averages (1, 5, 15 minutes), to print next to the figures.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn peak_rss_mib() -> f64 {
@@ -178,6 +196,8 @@ fn execution(team: TeamId, n: usize) -> (Execution, Vec<HostRun>) {
         started_at: None,
         finished_at: None,
         cancel_requested_at: None,
+        rolling: None,
+        paused_at: None,
     };
     let hosts = (0..n)
         .map(|i| HostRun {
@@ -229,6 +249,19 @@ async fn engine_run(engine: &Engine, store: &dyn Store, team: TeamId, n: usize) 
         panic!("the execution ended {status}: {errors:#?}");
     }
     secs
+}
+
+/// The transport's options: defaults, trust-on-first-use into `known_hosts`, and the
+/// handshake limit from `JOBD_BENCH_HANDSHAKES` when set.
+fn ssh_options(known_hosts: PathBuf) -> SshOptions {
+    let mut options = SshOptions::new(HostKeyPolicy::TrustOnFirstUse(known_hosts));
+    if let Some(n) = std::env::var("JOBD_BENCH_HANDSHAKES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.max_concurrent_handshakes = n;
+    }
+    options
 }
 
 fn ssh_opts(key: &Path, port: u16) -> String {
@@ -295,9 +328,11 @@ fn main() {
         .unwrap();
     let key = sshd.keys().ed25519.clone();
     let n = a.hosts;
+    let tool_runs = a.tool_runs.unwrap_or(a.runs);
     eprintln!(
-        "fan-out over {n} loopback hosts, sshd on port {port}, {} runs",
-        a.runs
+        "fan-out over {n} loopback hosts, sshd on port {port}, {} runs; load {}",
+        a.runs,
+        load()
     );
 
     // --- ours: fresh connections, then the same execution again over pooled ones.
@@ -314,15 +349,8 @@ fn main() {
             };
             store.create_team(&team).await.unwrap();
             let kh = dir.path().join(format!("known_hosts-{run}"));
-            let mut options = SshOptions::new(HostKeyPolicy::TrustOnFirstUse(kh));
-            if let Some(n) = std::env::var("JOBD_BENCH_HANDSHAKES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-            {
-                options.max_concurrent_handshakes = n;
-            }
             let transport: Arc<dyn Transport> =
-                Arc::new(SshTransport::new(options, Duration::from_secs(600)));
+                Arc::new(SshTransport::new(ssh_options(kh), Duration::from_secs(600)));
             let connector = Arc::new(BenchConnector {
                 transport,
                 port: Port::new("port", i64::from(port)).unwrap(),
@@ -359,7 +387,7 @@ fn main() {
     // --- parallel-ssh on the same hosts.
     let hosts = hosts_file(dir.path(), n, port);
     let mut pssh = Vec::new();
-    for run in 0..a.runs {
+    for run in 0..tool_runs {
         let t = timed(
             Command::new("parallel-ssh")
                 .arg("-h")
@@ -411,7 +439,8 @@ fn main() {
         }
     }
 
-    // --- 1 MiB to M hosts: our transport (fresh connections) vs parallel-scp.
+    // --- 1 MiB to M hosts: our transport (fresh connections, then again over the pooled
+    // ones) vs parallel-scp.
     let m = a.file_hosts.min(n);
     let payload: Arc<[u8]> = (0..1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -419,40 +448,44 @@ fn main() {
         .into();
     let local_file = dir.path().join("payload.bin");
     std::fs::write(&local_file, &payload).unwrap();
-    let mut ours_push = Vec::new();
+    let (mut ours_push, mut ours_push_pooled) = (Vec::new(), Vec::new());
     rt.block_on(async {
         for run in 0..a.runs {
             let kh = dir.path().join(format!("known_hosts-push-{run}"));
-            let transport = Arc::new(SshTransport::new(
-                SshOptions::new(HostKeyPolicy::TrustOnFirstUse(kh)),
-                Duration::from_secs(600),
-            ));
-            let t0 = Instant::now();
-            let mut set = tokio::task::JoinSet::new();
-            for i in 0..m {
-                let transport = transport.clone();
-                let target = target(
-                    Address::parse("address", &address(i)).unwrap(),
-                    Port::new("port", i64::from(port)).unwrap(),
-                    &key,
-                );
-                let spec = PushSpec::new(
-                    PushSource::Bytes(payload.clone()),
-                    format!("/tmp/jobd-bench-push/{run}/{i}.bin"),
-                );
-                set.spawn(async move { transport.push(&target, &spec, &Cancel::new()).await });
+            let transport = Arc::new(SshTransport::new(ssh_options(kh), Duration::from_secs(600)));
+            let mut times = Vec::new();
+            for round in ["fresh", "pooled"] {
+                let t0 = Instant::now();
+                let mut set = tokio::task::JoinSet::new();
+                for i in 0..m {
+                    let transport = transport.clone();
+                    let target = target(
+                        Address::parse("address", &address(i)).unwrap(),
+                        Port::new("port", i64::from(port)).unwrap(),
+                        &key,
+                    );
+                    let spec = PushSpec::new(
+                        PushSource::Bytes(payload.clone()),
+                        format!("/tmp/jobd-bench-push/{run}-{round}/{i}.bin"),
+                    );
+                    set.spawn(async move { transport.push(&target, &spec, &Cancel::new()).await });
+                }
+                while let Some(r) = set.join_next().await {
+                    r.unwrap().unwrap();
+                }
+                times.push(t0.elapsed().as_secs_f64());
             }
-            while let Some(r) = set.join_next().await {
-                r.unwrap().unwrap();
-            }
-            let t = t0.elapsed().as_secs_f64();
-            eprintln!("  ours push run {run}: {t:.2} s");
-            ours_push.push(t);
+            eprintln!(
+                "  ours push run {run}: fresh {:.2} s, pooled {:.2} s",
+                times[0], times[1]
+            );
+            ours_push.push(times[0]);
+            ours_push_pooled.push(times[1]);
         }
     });
     let hosts_m = hosts_file(dir.path(), m, port);
     let mut pscp = Vec::new();
-    for run in 0..a.runs {
+    for run in 0..tool_runs {
         let t = timed(
             Command::new("parallel-scp")
                 .arg("-h")
@@ -472,12 +505,14 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all("/tmp/jobd-bench-push");
 
-    let (f, p, ps, an, op, sc) = (
+    let end_load = load();
+    let (f, p, ps, an, op, opp, sc) = (
         median(fresh),
         median(pooled),
         median(pssh),
         median(ansible),
         median(ours_push),
+        median(ours_push_pooled),
         median(pscp),
     );
     println!(
@@ -502,11 +537,16 @@ fn main() {
     println!("\n| 1 MiB to {m} hosts | seconds | vs parallel-scp |");
     println!("|---|---|---|");
     println!(
-        "| jobd SSH transport push | {op:.2} | {:.1}× faster |",
+        "| jobd SSH transport push, fresh connections | {op:.2} | {:.1}× faster |",
         sc / op
+    );
+    println!(
+        "| jobd SSH transport push, pooled connections | {opp:.2} | {:.1}× faster |",
+        sc / opp
     );
     println!("| parallel-scp -p {m} | {sc:.2} | 1× |");
     println!(
         "\npeak RSS of the benchmark process (engine, store, {n} hosts in flight): {peak:.1} MiB"
     );
+    println!("load average at the end (1, 5, 15 min): {end_load}");
 }

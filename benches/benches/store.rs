@@ -94,6 +94,8 @@ fn execution(team: TeamId, n: u32) -> (Execution, Vec<HostRun>) {
         started_at: None,
         finished_at: None,
         cancel_requested_at: None,
+        rolling: None,
+        paused_at: None,
     };
     let hosts = (0..n)
         .map(|i| HostRun {

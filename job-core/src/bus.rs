@@ -39,6 +39,17 @@ pub enum LiveEvent {
         /// Its new status.
         status: ExecutionStatus,
     },
+    /// A rolling execution paused after a batch with a failure: it stays `running`, its
+    /// later hosts `pending`, until it is resumed or cancelled.
+    Paused {
+        /// The execution.
+        execution_id: ExecutionId,
+    },
+    /// A paused rolling execution was resumed: its next batch starts.
+    Resumed {
+        /// The execution.
+        execution_id: ExecutionId,
+    },
 }
 
 impl LiveEvent {
@@ -46,7 +57,10 @@ impl LiveEvent {
     pub fn execution_id(&self) -> ExecutionId {
         match self {
             Self::Output(c) => c.execution_id,
-            Self::Host { execution_id, .. } | Self::Status { execution_id, .. } => *execution_id,
+            Self::Host { execution_id, .. }
+            | Self::Status { execution_id, .. }
+            | Self::Paused { execution_id }
+            | Self::Resumed { execution_id } => *execution_id,
         }
     }
 }
@@ -106,6 +120,9 @@ impl EventBus for InProcessBus {
 
     async fn subscribe(&self, execution: ExecutionId) -> broadcast::Receiver<LiveEvent> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget executions nobody follows any more (their followers were dropped without a
+        // later publish noticing), so a long-lived node does not keep one entry per run.
+        channels.retain(|_, tx| tx.receiver_count() > 0);
         channels
             .entry(execution)
             .or_insert_with(|| broadcast::channel(self.capacity).0)
@@ -138,5 +155,16 @@ mod tests {
             }
         );
         assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn executions_nobody_follows_are_forgotten() {
+        let bus = InProcessBus::default();
+        for _ in 0..100 {
+            drop(bus.subscribe(ExecutionId::new()).await);
+        }
+        let kept = bus.subscribe(ExecutionId::new()).await;
+        assert_eq!(bus.channels.lock().unwrap().len(), 1);
+        drop(kept);
     }
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::{CronJobId, ExecutionId, ScriptVersionId, TeamId};
 use crate::model::{
-    Actor, ConfirmationRecord, Execution, ExecutorSnapshot, HostRun, JobType, ParamDef,
+    Actor, ConfirmationRecord, Execution, ExecutorSnapshot, HostRun, JobType, ParamDef, Rolling,
     ScriptLanguage, Target, TargetSelector, TargetSnapshot, TaskSnapshot, TriggerSource,
 };
 use crate::policy::{Access, CommandPolicy, authorize, builtin_command_rules};
@@ -55,6 +55,8 @@ pub struct ScriptLaunch {
     pub trigger_source: TriggerSource,
     /// The cron job that fires it, if any.
     pub cron_job_id: Option<CronJobId>,
+    /// Run the hosts in batches (see [`Rolling`]); `None` runs them all at once.
+    pub rolling: Option<Rolling>,
 }
 
 /// Stores a `pending` script execution after every check described in the [module
@@ -98,12 +100,13 @@ pub async fn launch_script(
         trigger_source: request.trigger_source,
         cron_job_id: request.cron_job_id,
         re_executed_from: None,
+        rolling: request.rolling,
     };
     store_launch(store, actor, prepared, now).await
 }
 
-/// Launches a new execution with the same script, parameters, targets, timeout and callback
-/// as the final execution `id`, re-checking team access, the targets (they must still exist
+/// Launches a new execution with the same script, parameters, targets, timeout, callback and
+/// rolling plan as the final execution `id`, re-checking team access, the targets (they must still exist
 /// in the team) and the high-risk rules as they are now.
 pub async fn re_execute(
     store: &dyn Store,
@@ -151,6 +154,7 @@ pub async fn re_execute(
         trigger_source: previous.trigger_source,
         cron_job_id: previous.cron_job_id,
         re_executed_from: Some(id),
+        rolling: previous.rolling,
     };
     store_launch(store, actor, prepared, now).await
 }
@@ -170,6 +174,7 @@ struct Prepared {
     trigger_source: TriggerSource,
     cron_job_id: Option<CronJobId>,
     re_executed_from: Option<ExecutionId>,
+    rolling: Option<Rolling>,
 }
 
 async fn store_launch(
@@ -237,6 +242,8 @@ async fn store_launch(
         started_at: None,
         finished_at: None,
         cancel_requested_at: None,
+        rolling: p.rolling,
+        paused_at: None,
     };
     store.create_execution(&execution, &hosts).await?;
     Ok(execution)

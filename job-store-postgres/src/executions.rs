@@ -2,7 +2,7 @@
 //! updates that keep the counters true, and leases.
 
 use async_trait::async_trait;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use job_core::ids::{CronJobId, ExecutionId, TeamId};
 use job_core::model::{Execution, HostRun};
 use job_core::status::{ExecutionStatus, HostCounters, HostStatus};
@@ -28,7 +28,7 @@ use crate::outbox::{check_outbox, insert_outbox};
 pub(crate) const EXEC_COLS: &str = "id, team_id, name, job_type, trigger_source, executor, task, \
     timeout_secs, status, n_total, n_pending, n_running, n_success, n_failed, n_timeout, \
     n_cancelled, callback_url, re_executed_from, cron_job_id, confirmation, created_at, \
-    started_at, finished_at, cancel_requested_at, lease_owner";
+    started_at, finished_at, cancel_requested_at, lease_owner, rolling, paused_at";
 
 /// Rows per multi-row insert (well below both backends' bind-parameter limits).
 pub(crate) const INSERT_CHUNK: usize = 2000;
@@ -70,6 +70,8 @@ pub(crate) fn execution_from(row: &Row) -> Result<Execution> {
         started_at: get_opt_ts(row, "started_at")?,
         finished_at: get_opt_ts(row, "finished_at")?,
         cancel_requested_at: get_opt_ts(row, "cancel_requested_at")?,
+        rolling: get_opt_json(row, "rolling")?,
+        paused_at: get_opt_ts(row, "paused_at")?,
     })
 }
 
@@ -214,6 +216,11 @@ impl ExecutionStore for PgStore {
             .as_ref()
             .map(|c| checks::json("confirmation", c).map(Json))
             .transpose()?;
+        let rolling = e
+            .rolling
+            .as_ref()
+            .map(|r| checks::json("rolling", r).map(Json))
+            .transpose()?;
         let n =
             i64::try_from(hosts.len()).map_err(|_| Error::invalid("targets", "too many hosts"))?;
         let mut tx = self
@@ -224,8 +231,9 @@ impl ExecutionStore for PgStore {
         sqlx::query(
             "INSERT INTO executions (id, team_id, name, job_type, trigger_source, executor, task, \
              timeout_secs, status, n_total, n_pending, n_running, n_success, n_failed, n_timeout, \
-             n_cancelled, callback_url, re_executed_from, cron_job_id, confirmation, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, 0, 0, 0, $12, $13, $14, $15, $16)",
+             n_cancelled, callback_url, re_executed_from, cron_job_id, confirmation, created_at, \
+             rolling) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, 0, 0, 0, $12, $13, $14, $15, $16, $17)",
         )
         .bind(e.id.as_uuid())
         .bind(e.team_id.as_uuid())
@@ -243,6 +251,7 @@ impl ExecutionStore for PgStore {
         .bind(e.cron_job_id.map(|x| x.as_uuid()))
         .bind(confirmation)
         .bind(ts(e.created_at))
+        .bind(rolling)
         .execute(&mut *tx)
         .await
         .map_err(db("create execution"))?;
@@ -364,7 +373,7 @@ impl ExecutionStore for PgStore {
         let mut tx = self.writer().begin().await.map_err(db("move execution"))?;
         let done = sqlx::query(
             "UPDATE executions SET status = $1, started_at = COALESCE(started_at, $2), \
-             cancel_requested_at = COALESCE(cancel_requested_at, $3), finished_at = COALESCE($4, finished_at) \
+             cancel_requested_at = COALESCE(cancel_requested_at, $3), finished_at = COALESCE($4, finished_at), paused_at = NULL \
              WHERE id = $5 AND status = $6",
         )
         .bind(t.to.as_str())
@@ -420,7 +429,7 @@ impl ExecutionStore for PgStore {
             .claim_where(
                 lease,
                 "status IN ('pending', 'running', 'cancelling') AND lease_expires_at <= $3 \
-                 ORDER BY lease_expires_at, id",
+                 AND paused_at IS NULL ORDER BY lease_expires_at, id",
                 limit,
             )
             .await?;
@@ -495,5 +504,70 @@ impl ExecutionStore for PgStore {
         .await
         .map_err(db("release lease"))?;
         Ok(())
+    }
+    async fn release_node_leases(&self, node: &str) -> Result<u64> {
+        checks::text("node", node, checks::MAX_KEY_BYTES)?;
+        let done = sqlx::query(
+            "UPDATE executions SET lease_owner = NULL, lease_expires_at = $1 \
+             WHERE lease_owner = $2 AND status IN ('pending', 'running', 'cancelling')",
+        )
+        .bind(ts(DateTime::UNIX_EPOCH))
+        .bind(node)
+        .execute(self.writer())
+        .await
+        .map_err(db("release leases"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn pause_execution(&self, id: ExecutionId, at: DateTime<Utc>) -> Result<Execution> {
+        let row = sqlx::query(&format!(
+            "UPDATE executions SET paused_at = $1 \
+             WHERE id = $2 AND status = 'running' AND paused_at IS NULL RETURNING {EXEC_COLS}"
+        ))
+        .bind(ts(at))
+        .bind(id.as_uuid())
+        .fetch_optional(self.writer())
+        .await
+        .map_err(db("pause execution"))?;
+        match row {
+            Some(r) => execution_from(&r),
+            None => Err(self.not_pausable(id, "paused").await),
+        }
+    }
+
+    async fn unpause_execution(&self, id: ExecutionId) -> Result<Execution> {
+        let row = sqlx::query(&format!(
+            "UPDATE executions SET paused_at = NULL \
+             WHERE id = $1 AND status = 'running' AND paused_at IS NOT NULL RETURNING {EXEC_COLS}"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(self.writer())
+        .await
+        .map_err(db("resume execution"))?;
+        match row {
+            Some(r) => execution_from(&r),
+            None => Err(self.not_pausable(id, "resumed").await),
+        }
+    }
+}
+
+impl PgStore {
+    /// Why execution `id` could not be paused or resumed: missing, or in the wrong state.
+    async fn not_pausable(&self, id: ExecutionId, what: &str) -> Error {
+        let row = sqlx::query("SELECT status, paused_at FROM executions WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(self.writer())
+            .await;
+        let row = match row {
+            Ok(Some(r)) => r,
+            Ok(None) => return Error::not_found(format!("execution {id}")),
+            Err(e) => return db("read execution")(e),
+        };
+        let status: String = get(&row, "status").unwrap_or_default();
+        let paused = get_opt_ts(&row, "paused_at").ok().flatten().is_some();
+        Error::conflict(format!(
+            "execution {id} is `{status}`{}; it cannot be {what}",
+            if paused { " and paused" } else { "" }
+        ))
     }
 }

@@ -11,10 +11,16 @@
 //!   `cancelled` when they report or at the convergence deadline.
 //! - **Finishes** through the status machine: host results aggregate into the final status,
 //!   written by compare-and-set together with the callback's outbox entry.
+//! - **Rolls**: an execution with a [`Rolling`](crate::model::Rolling) plan runs its hosts
+//!   batch by batch, and may pause after a failing batch until [`resume_execution`].
+//! - **Shuts down gracefully** ([`Engine::run_with_grace`]) and, restarted under the same
+//!   node id, **recovers its own executions** at once ([`Engine::recover_own_executions`]).
 
 mod cancel;
 mod connector;
+mod host;
 mod outbox;
+mod resume;
 mod run;
 mod task;
 mod writer;
@@ -32,10 +38,12 @@ use crate::bus::EventBus;
 use crate::clock::Clock;
 use crate::status::ExecutionStatus;
 use crate::store::{ClaimedExecution, Lease, Store};
+use crate::transport::Cancel;
 
 pub use cancel::request_cancel;
 pub use connector::{HostConnector, LocalConnector};
 pub use outbox::callback_payload;
+pub use resume::resume_execution;
 
 /// Engine settings. The defaults suit one machine.
 #[derive(Debug, Clone)]
@@ -83,6 +91,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
     pub(crate) global: Arc<Semaphore>,
+    /// Fired when a graceful shutdown's grace period is over: every run kills its hosts and
+    /// records them as interrupted.
+    pub(crate) interrupt: Cancel,
 }
 
 /// Runs executions. Cheap to clone; clones share one node's capacity.
@@ -117,6 +128,7 @@ impl Engine {
                 clock,
                 config,
                 global,
+                interrupt: Cancel::new(),
             }),
         }
     }
@@ -141,14 +153,60 @@ impl Engine {
             .await
     }
 
-    /// Runs a claimed execution to its final status (or until its lease is lost).
+    /// Runs a claimed execution to its final status, or until its lease is lost, or until
+    /// its rolling plan pauses it (it then returns `running` and lets the execution go).
     pub async fn run_claimed(&self, claimed: ClaimedExecution) -> Result<ExecutionStatus> {
         run::run_execution(self.inner.clone(), claimed).await
     }
 
     /// Claims and runs executions until `shutdown` completes; then stops claiming and waits
-    /// for the executions it runs to finish.
+    /// for the executions it runs to finish, however long they take.
+    ///
+    /// It starts by taking over its own executions: see [`Engine::recover_own_executions`].
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        self.serve(shutdown, None).await;
+    }
+
+    /// Like [`Engine::run`] until `shutdown` completes; then stops claiming and lets the
+    /// executions it runs go on for `grace`. What is still running then is interrupted: the
+    /// transports kill the processes, the hosts (and the hosts that had not started) are
+    /// recorded `failed` with "interrupted: the control node shut down", each execution
+    /// finishes through the status machine (its callback enqueued as usual) and its lease is
+    /// released. Returns when all of that is recorded.
+    ///
+    /// The interrupt is final: an engine interrupted once interrupts whatever it runs from
+    /// then on, so build a new one to serve again.
+    pub async fn run_with_grace(&self, shutdown: impl Future<Output = ()>, grace: Duration) {
+        self.serve(shutdown, Some(grace)).await;
+    }
+
+    /// Releases the leases this node's id still holds on unfinished executions, so the next
+    /// claim takes them over at once instead of after their lease expires. A node that
+    /// restarts under the same `node_id` after a crash (kill -9, power loss) thereby
+    /// recovers its executions: hosts it was running are recorded `failed` ("interrupted:
+    /// the control node running this host stopped"), the others run. [`Engine::run`] and
+    /// [`Engine::run_with_grace`] call it first; call it yourself only when you drive
+    /// [`Engine::claim`] directly. Returns how many executions were released.
+    ///
+    /// Two live processes must never share a `node_id`: this would take executions away
+    /// from the other one.
+    pub async fn recover_own_executions(&self) -> Result<u64> {
+        self.inner
+            .store
+            .release_node_leases(&self.inner.config.node_id)
+            .await
+    }
+
+    async fn serve(&self, shutdown: impl Future<Output = ()>, grace: Option<Duration>) {
+        match self.recover_own_executions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                node = %self.inner.config.node_id,
+                executions = n,
+                "taking over this node's executions left by its previous run"
+            ),
+            Err(e) => tracing::warn!(error = %e, "releasing this node's old leases failed"),
+        }
         tokio::pin!(shutdown);
         let mut running: JoinSet<()> = JoinSet::new();
         loop {
@@ -173,6 +231,19 @@ impl Engine {
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(self.inner.config.claim_interval) => {}
+            }
+        }
+        if let Some(grace) = grace {
+            let drained = tokio::time::timeout(grace, async {
+                while running.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                tracing::info!(
+                    executions = running.len(),
+                    "grace period over: interrupting the executions still running"
+                );
+                self.inner.interrupt.cancel();
             }
         }
         while running.join_next().await.is_some() {}

@@ -1,60 +1,21 @@
 //! Running one claimed execution to its end.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 
-use super::writer::{Write, Writer, WriterHandle};
+use super::host::{INTERRUPTED, Shared, run_host};
+use super::writer::Writer;
 use super::{Inner, chrono_duration, outbox::final_outbox, task::task_spec};
 use crate::bus::LiveEvent;
 use crate::ids::ExecutionId;
-use crate::model::{Execution, TargetSnapshot};
-use crate::status::{Applied, Event, ExecutionMachine, ExecutionStatus, HostStatus};
-use crate::store::{
-    ClaimedExecution, HostRunUpdate, Lease, NewOutput, StoreExt, TeamScope, Transition,
-};
-use crate::transport::{Cancel, RunOutcome, TaskSpec, TransportError, TransportEvent};
+use crate::model::{Execution, RollingMode, TargetSnapshot};
+use crate::status::{Event, ExecutionMachine, ExecutionStatus, HostOutcome, HostStatus};
+use crate::store::{ClaimedExecution, HostRunUpdate, Lease, StoreExt, TeamScope, Transition};
+use crate::transport::Cancel;
 use crate::{Error, Result};
-
-/// What host tasks share with the execution's runner.
-struct Shared {
-    inner: Arc<Inner>,
-    execution: Execution,
-    machine: Mutex<ExecutionMachine>,
-    cancel: Cancel,
-    task: std::result::Result<TaskSpec, String>,
-    writer: WriterHandle,
-    per_execution: Semaphore,
-}
-
-impl Shared {
-    /// Applies an event to the machine; the lock is never held across an await.
-    fn apply(&self, event: Event) -> Result<Applied> {
-        self.machine
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .apply(event)
-    }
-
-    fn status(&self) -> ExecutionStatus {
-        self.machine
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .status()
-    }
-
-    /// Sends the host moves of `applied` (other than ones the host task records itself)
-    /// to the writer: hosts cancelled or forced by the execution.
-    async fn record_forced(&self, applied: &Applied, error: &str) {
-        let now = self.inner.clock.now();
-        for (index, _, to) in &applied.hosts {
-            let mut u = HostRunUpdate::finished(*index, *to, None, now);
-            u.error = Some(error.to_owned());
-            self.writer.send(Write::Host(u)).await;
-        }
-    }
-}
 
 pub(crate) async fn run_execution(
     inner: Arc<Inner>,
@@ -71,6 +32,10 @@ pub(crate) async fn run_execution(
 async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<ExecutionStatus> {
     let id = claimed.execution.id;
     let mut execution = claimed.execution;
+    if execution.paused_at.is_some() && execution.status == ExecutionStatus::Running {
+        // Paused by its rolling plan: it waits for a resume or a cancel, not for a node.
+        return Ok(execution.status);
+    }
     // Follow the bus first, so a cancel published from now on is not missed.
     let mut live = inner.bus.subscribe(id).await;
     let mut hosts = inner.store.all_host_runs(&TeamScope::All, id).await?;
@@ -141,23 +106,29 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
         inner: inner.clone(),
         machine: Mutex::new(machine),
         cancel: Cancel::new(),
+        interrupted: AtomicBool::new(false),
         writer: writer.handle(),
         per_execution: Semaphore::new(inner.config.max_hosts_per_execution.max(1)),
         execution: execution.clone(),
     });
+    let targets: Vec<TargetSnapshot> = hosts.into_iter().map(|h| h.target).collect();
+    let mut tasks = JoinSet::new();
 
-    // A run taken over while cancelling goes straight to converging.
+    // A run taken over while cancelling goes straight to converging: the hosts that never
+    // started are cancelled now, and nothing new starts.
     let mut cancel_seen = shared.status() == ExecutionStatus::Cancelling;
+    let mut batch = None;
     if cancel_seen {
         shared.cancel.cancel();
-    }
-
-    let mut tasks = JoinSet::new();
-    for h in hosts
-        .into_iter()
-        .filter(|h| h.status == HostStatus::Pending)
-    {
-        tasks.spawn(run_host(shared.clone(), h.index, h.target));
+        shared
+            .end_hosts(
+                |s| s == HostStatus::Pending,
+                HostOutcome::Cancelled,
+                "cancelled before it started",
+            )
+            .await;
+    } else {
+        batch = start_batch(&shared, &targets, &mut tasks);
     }
 
     let far = std::time::Duration::from_secs(86_400 * 365);
@@ -168,15 +139,19 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
             .as_mut()
             .reset(deadline_instant(&shared, &execution));
     }
+    // After an interrupt, how long the transports get to kill and report their hosts.
+    let kill_wait = tokio::time::sleep(far);
+    tokio::pin!(kill_wait);
     let mut poll = tokio::time::interval(inner.config.cancel_poll);
     let mut renew = tokio::time::interval(inner.config.lease / 3);
     renew.tick().await;
     poll.tick().await;
+    let mut paused = false;
 
     while !shared.status().is_final() {
         tokio::select! {
             joined = tasks.join_next(), if !tasks.is_empty() => {
-                if let Some(Err(e)) = joined {
+                if let Some(Err(e)) = joined && !e.is_cancelled() {
                     tracing::error!(execution = %id, error = %e, "a host task panicked");
                 }
             }
@@ -197,6 +172,17 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
                 if cancel_seen {
                     converge.as_mut().reset(deadline_instant(&shared, &execution));
                 }
+            }
+            () = inner.interrupt.cancelled(), if !shared.is_interrupted() => {
+                // This node shuts down and the grace period is over: kill what runs here.
+                shared.interrupted.store(true, Ordering::SeqCst);
+                shared.cancel.cancel();
+                kill_wait.as_mut().reset(tokio::time::Instant::now() + KILL_WAIT);
+            }
+            () = &mut kill_wait, if shared.is_interrupted() => {
+                // Transports that did not report in time: stop waiting for them.
+                tasks.abort_all();
+                kill_wait.as_mut().reset(tokio::time::Instant::now() + far);
             }
             _ = renew.tick() => {
                 let now = inner.clock.now();
@@ -225,9 +211,43 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
                 tasks.abort_all();
             }
         }
-        if tasks.is_empty() && !shared.status().is_final() {
-            // Every host task is done but the machine is not final: only possible when hosts
-            // were left in a state no task owns (a lost node's hosts). Force the end.
+        if !tasks.is_empty() || shared.status().is_final() {
+            continue;
+        }
+        // Every host task is done but the execution is not final.
+        let statuses = shared.hosts();
+        if shared.is_interrupted() {
+            // Shutting down: what did not end is recorded as interrupted.
+            let (outcome, error) = if shared.status() == ExecutionStatus::Cancelling {
+                (
+                    HostOutcome::Cancelled,
+                    "cancelled: the control node shut down before the host reported",
+                )
+            } else {
+                (HostOutcome::Failed, INTERRUPTED)
+            };
+            shared.end_hosts(|s| !s.is_final(), outcome, error).await;
+        } else if shared.status() == ExecutionStatus::Running
+            && !statuses.contains(&HostStatus::Running)
+            && statuses.contains(&HostStatus::Pending)
+        {
+            // The batch is over and hosts wait for the next one.
+            let failed = batch.clone().is_some_and(|mut range| {
+                range.any(|i| statuses.get(i as usize) != Some(&HostStatus::Success))
+            });
+            let pause = failed
+                && execution
+                    .rolling
+                    .is_some_and(|r| r.mode == RollingMode::PauseOnFailure);
+            if !pause {
+                batch = start_batch(&shared, &targets, &mut tasks);
+                continue;
+            }
+            paused = true;
+            break;
+        } else {
+            // Only possible when hosts were left in a state no task owns (a lost node's
+            // hosts). Force the end.
             let applied = shared.apply(Event::TimedOut)?;
             shared
                 .record_forced(&applied, "no result: the host was left without a runner")
@@ -238,8 +258,61 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
 
     let final_status = shared.status();
     drop(shared);
+    // Every host result is stored before the execution says it paused.
     writer.finish().await;
+    if paused {
+        return pause(&inner, id).await;
+    }
     finish(&inner, id, final_status, cancel_seen).await
+}
+
+/// Marks the execution paused and tells the bus. A cancel that got there first wins: the
+/// execution is left `cancelling`, and once its lease is released the next claim converges
+/// it.
+async fn pause(inner: &Inner, id: ExecutionId) -> Result<ExecutionStatus> {
+    match inner.store.pause_execution(id, inner.clock.now()).await {
+        Ok(e) => {
+            inner
+                .bus
+                .publish(LiveEvent::Paused { execution_id: id })
+                .await;
+            Ok(e.status)
+        }
+        Err(Error::Conflict { .. }) => {
+            let now = inner.store.get_execution(&TeamScope::All, id).await?;
+            tracing::info!(execution = %id, status = %now.status, "not paused: the execution moved on");
+            Ok(now.status)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// How long transports get to kill and report their hosts after an interrupt.
+const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Starts the batch holding the first host that has not started: with a rolling plan, its
+/// batch of hosts; without one, every host. Returns the batch's host indexes (`None` when
+/// no host is left to start).
+fn start_batch(
+    shared: &Arc<Shared>,
+    targets: &[TargetSnapshot],
+    tasks: &mut JoinSet<()>,
+) -> Option<std::ops::Range<u32>> {
+    let statuses = shared.hosts();
+    let total = statuses.len() as u32;
+    let first = statuses.iter().position(|s| *s == HostStatus::Pending)? as u32;
+    let range = match shared.execution.rolling {
+        Some(plan) => plan.batch_hosts(plan.batch_of(first, total), total),
+        None => 0..total,
+    };
+    for i in range.clone() {
+        if statuses.get(i as usize) == Some(&HostStatus::Pending)
+            && let Some(target) = targets.get(i as usize)
+        {
+            tasks.spawn(run_host(shared.clone(), i, target.clone()));
+        }
+    }
+    Some(range)
 }
 
 /// Reads the stored status; when it is `cancelling`, applies the cancel here: hosts that did
@@ -282,78 +355,6 @@ fn deadline_instant(shared: &Shared, execution: &Execution) -> tokio::time::Inst
     let deadline = shared.inner.cancel_deadline_or(execution, now);
     let left = (deadline - now).to_std().unwrap_or_default();
     tokio::time::Instant::now() + left
-}
-
-/// Runs one host: waits for capacity, connects, runs the task, records the result.
-async fn run_host(shared: Arc<Shared>, index: u32, target: TargetSnapshot) {
-    let cancel = shared.cancel.clone();
-    let _mine = tokio::select! {
-        p = shared.per_execution.acquire() => match p { Ok(p) => p, Err(_) => return },
-        () = cancel.cancelled() => return,
-    };
-    let _global = tokio::select! {
-        p = shared.inner.global.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        () = cancel.cancelled() => return,
-    };
-    if cancel.is_cancelled() || shared.apply(Event::HostStarted { host: index }).is_err() {
-        return;
-    }
-    let started = shared.inner.clock.now();
-    shared
-        .writer
-        .send(Write::Host(HostRunUpdate::started(index, started)))
-        .await;
-
-    let outcome = match &shared.task {
-        Err(reason) => RunOutcome::from_error(TransportError::unsupported(reason.clone())),
-        Ok(task) => match shared
-            .inner
-            .connector
-            .connect(&shared.execution, &target)
-            .await
-        {
-            Err(e) => RunOutcome::from_error(e),
-            Ok((transport, host)) => {
-                let (tx, mut rx) = mpsc::channel::<TransportEvent>(64);
-                let writer = shared.writer.clone();
-                let clock = shared.inner.clock.clone();
-                let forward = async move {
-                    while let Some(event) = rx.recv().await {
-                        if let TransportEvent::Output { stream, data, .. } = event {
-                            let ts = clock.now();
-                            writer
-                                .send(Write::Output(NewOutput {
-                                    host_index: index,
-                                    stream,
-                                    data,
-                                    ts,
-                                }))
-                                .await;
-                        }
-                    }
-                };
-                let (result, ()) = tokio::join!(transport.run(&host, task, tx, &cancel), forward);
-                result.unwrap_or_else(RunOutcome::from_error)
-            }
-        },
-    };
-
-    let finished = shared.inner.clock.now();
-    let status: HostStatus = outcome.outcome.into();
-    if shared
-        .apply(Event::HostFinished {
-            host: index,
-            outcome: outcome.outcome,
-        })
-        .is_ok()
-    {
-        let mut u = HostRunUpdate::finished(index, status, outcome.exit_code, finished);
-        u.error = outcome
-            .error
-            .filter(|_| status != HostStatus::Success)
-            .map(|e| e.to_string());
-        shared.writer.send(Write::Host(u)).await;
-    }
 }
 
 /// Writes the final status by compare-and-set with its outbox entries, then tells the bus.

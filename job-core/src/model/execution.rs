@@ -168,6 +168,15 @@ pub struct Execution {
     pub finished_at: Option<DateTime<Utc>>,
     /// When cancel was requested.
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// The rolling plan: hosts run in batches instead of all at once. `None` runs every
+    /// host at once (within the engine's concurrency limits).
+    #[serde(default)]
+    pub rolling: Option<crate::model::Rolling>,
+    /// When a rolling execution paused after a batch with a failure; `None` when it is not
+    /// paused. A paused execution stays `running` with its later hosts `pending` until it is
+    /// resumed ([`crate::engine::resume_execution`]) or cancelled.
+    #[serde(default)]
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 impl Execution {

@@ -10,6 +10,7 @@ mod file;
 mod identity;
 mod outbox;
 mod playbook;
+mod rolling;
 mod rule;
 mod script;
 mod target;
@@ -23,6 +24,7 @@ pub use file::StagedFile;
 pub use identity::{Actor, ActorKind, ApiToken, Membership, Role, Team, User};
 pub use outbox::{OutboxEntry, OutboxKind, OutboxState};
 pub use playbook::{Playbook, PlaybookVersion};
+pub use rolling::{Percent, Rolling, RollingBatch, RollingMode};
 pub use rule::{CommandRule, PathMatchType, PathRule, PathRuleKind, RuleLevel};
 pub use script::{ParamDef, Script, ScriptLanguage, ScriptStatus, ScriptVersion};
 pub use target::{

@@ -200,6 +200,18 @@ pub trait ExecutionStore: Send + Sync {
     async fn renew_lease(&self, id: ExecutionId, lease: &Lease) -> Result<()>;
     /// Gives up the lease `node` holds on `id` (a no-op when it holds none).
     async fn release_lease(&self, id: ExecutionId, node: &str) -> Result<()>;
+    /// Gives up every lease `node` holds on an unfinished execution, so the next claim takes
+    /// them over at once (a node restarting under the same id recovers its own executions
+    /// without waiting for their leases to expire). Returns how many were released.
+    async fn release_node_leases(&self, node: &str) -> Result<u64>;
+    /// Marks the `running` execution `id` paused at `at` (a rolling execution after a batch
+    /// with a failure). A paused execution is not claimed (its lease expiring or released
+    /// changes nothing) until it is unpaused or moves on: every status [`Transition`] clears
+    /// the pause. An execution that is not `running`, or already paused, is a conflict.
+    async fn pause_execution(&self, id: ExecutionId, at: DateTime<Utc>) -> Result<Execution>;
+    /// Clears the pause of the `running` execution `id`, so the next claim takes it up. An
+    /// execution that is not `running` and paused is a conflict.
+    async fn unpause_execution(&self, id: ExecutionId) -> Result<Execution>;
 }
 
 /// One piece of output to append; the store assigns its sequence number.

@@ -21,6 +21,7 @@ mod hostile;
 mod identity;
 mod library;
 mod listings;
+mod rolling;
 mod rules;
 mod runs;
 mod stats;
@@ -55,6 +56,10 @@ pub use library::{
 pub use listings::{
     execution_listings_filter_by_status_type_trigger_team_time_and_name,
     nothing_of_another_team_is_visible, pagination_is_stable_under_inserts,
+};
+pub use rolling::{
+    a_node_releases_its_own_leases_at_once,
+    a_rolling_plan_and_its_pause_are_stored_with_the_execution,
 };
 pub use rules::rules_are_global_or_per_team_and_built_ins_cannot_be_deleted;
 pub use runs::{
@@ -98,6 +103,8 @@ macro_rules! __store_conformance_cases {
                 outbox_entries_are_claimed_retried_and_delivered,
                 two_claimers_never_get_the_same_execution,
                 leases_are_renewed_released_and_taken_over_when_expired,
+                a_rolling_plan_and_its_pause_are_stored_with_the_execution,
+                a_node_releases_its_own_leases_at_once,
                 output_keeps_sequence_order_per_host,
                 output_past_the_cap_is_cut_with_a_visible_marker,
                 concurrent_appends_to_one_host_get_gapless_sequences,

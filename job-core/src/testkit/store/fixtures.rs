@@ -102,6 +102,8 @@ pub fn execution(team: TeamId, hosts: u32, created_at: DateTime<Utc>) -> (Execut
         started_at: None,
         finished_at: None,
         cancel_requested_at: None,
+        rolling: None,
+        paused_at: None,
     };
     let runs = (0..hosts).map(|i| host_run(id, i)).collect();
     (e, runs)

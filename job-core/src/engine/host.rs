@@ -1,0 +1,186 @@
+//! What the host tasks of one running execution share, and the task that runs one host.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Semaphore, mpsc};
+
+use super::Inner;
+use super::writer::{Write, WriterHandle};
+use crate::Result;
+use crate::model::{Execution, TargetSnapshot};
+use crate::status::{Applied, Event, ExecutionMachine, ExecutionStatus, HostOutcome, HostStatus};
+use crate::store::{HostRunUpdate, NewOutput};
+use crate::transport::{Cancel, RunOutcome, TaskSpec, TransportError, TransportEvent};
+
+/// The error recorded on hosts stopped because this node shut down.
+pub(crate) const INTERRUPTED: &str = "interrupted: the control node shut down";
+
+/// What host tasks share with the execution's runner.
+pub(crate) struct Shared {
+    pub(crate) inner: std::sync::Arc<Inner>,
+    pub(crate) execution: Execution,
+    pub(crate) machine: Mutex<ExecutionMachine>,
+    /// Fired to stop hosts: a cancel, a lost lease or the node shutting down.
+    pub(crate) cancel: Cancel,
+    /// Set when the node shuts down: hosts killed for it are recorded as interrupted.
+    pub(crate) interrupted: AtomicBool,
+    pub(crate) task: std::result::Result<TaskSpec, String>,
+    pub(crate) writer: WriterHandle,
+    pub(crate) per_execution: Semaphore,
+}
+
+impl Shared {
+    /// Applies an event to the machine; the lock is never held across an await.
+    pub(crate) fn apply(&self, event: Event) -> Result<Applied> {
+        self.machine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(event)
+    }
+
+    pub(crate) fn status(&self) -> ExecutionStatus {
+        self.machine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .status()
+    }
+
+    /// Each host's status, by index.
+    pub(crate) fn hosts(&self) -> Vec<HostStatus> {
+        self.machine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .hosts()
+            .to_vec()
+    }
+
+    pub(crate) fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Sends the host moves of `applied` (other than ones the host task records itself)
+    /// to the writer: hosts cancelled or forced by the execution.
+    pub(crate) async fn record_forced(&self, applied: &Applied, error: &str) {
+        let now = self.inner.clock.now();
+        for (index, _, to) in &applied.hosts {
+            let mut u = HostRunUpdate::finished(*index, *to, None, now);
+            u.error = Some(error.to_owned());
+            self.writer.send(Write::Host(u)).await;
+        }
+    }
+
+    /// Ends every host whose status matches `which` with `outcome`, recording `error` on
+    /// each; the machine settles the execution once every host is final.
+    pub(crate) async fn end_hosts(
+        &self,
+        which: impl Fn(HostStatus) -> bool,
+        outcome: HostOutcome,
+        error: &str,
+    ) {
+        let mut applied = Applied::default();
+        {
+            let mut machine = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+            let chosen: Vec<u32> = machine
+                .hosts()
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| which(**s))
+                .map(|(i, _)| i as u32)
+                .collect();
+            for host in chosen {
+                if let Ok(a) = machine.apply(Event::HostFinished { host, outcome }) {
+                    applied.hosts.extend(a.hosts);
+                    applied.status.extend(a.status);
+                }
+            }
+        }
+        self.record_forced(&applied, error).await;
+    }
+}
+
+/// Runs one host: waits for capacity, connects, runs the task, records the result.
+pub(crate) async fn run_host(shared: std::sync::Arc<Shared>, index: u32, target: TargetSnapshot) {
+    let cancel = shared.cancel.clone();
+    let _mine = tokio::select! {
+        p = shared.per_execution.acquire() => match p { Ok(p) => p, Err(_) => return },
+        () = cancel.cancelled() => return,
+    };
+    let _global = tokio::select! {
+        p = shared.inner.global.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        () = cancel.cancelled() => return,
+    };
+    if cancel.is_cancelled() || shared.apply(Event::HostStarted { host: index }).is_err() {
+        return;
+    }
+    let started = shared.inner.clock.now();
+    shared
+        .writer
+        .send(Write::Host(HostRunUpdate::started(index, started)))
+        .await;
+
+    let outcome = match &shared.task {
+        Err(reason) => RunOutcome::from_error(TransportError::unsupported(reason.clone())),
+        Ok(task) => match shared
+            .inner
+            .connector
+            .connect(&shared.execution, &target)
+            .await
+        {
+            Err(e) => RunOutcome::from_error(e),
+            Ok((transport, host)) => {
+                let (tx, mut rx) = mpsc::channel::<TransportEvent>(64);
+                let writer = shared.writer.clone();
+                let clock = shared.inner.clock.clone();
+                let forward = async move {
+                    while let Some(event) = rx.recv().await {
+                        if let TransportEvent::Output { stream, data, .. } = event {
+                            let ts = clock.now();
+                            writer
+                                .send(Write::Output(NewOutput {
+                                    host_index: index,
+                                    stream,
+                                    data,
+                                    ts,
+                                }))
+                                .await;
+                        }
+                    }
+                };
+                let (result, ()) = tokio::join!(transport.run(&host, task, tx, &cancel), forward);
+                result.unwrap_or_else(RunOutcome::from_error)
+            }
+        },
+    };
+
+    let finished = shared.inner.clock.now();
+    // A process killed because this node shuts down did not fail on its own, nor was it
+    // cancelled by anyone: record it as interrupted (a failure), unless a cancel was asked.
+    let interrupted = outcome.outcome == HostOutcome::Cancelled
+        && shared.is_interrupted()
+        && shared.status() == ExecutionStatus::Running;
+    let host_outcome = if interrupted {
+        HostOutcome::Failed
+    } else {
+        outcome.outcome
+    };
+    let status: HostStatus = host_outcome.into();
+    if shared
+        .apply(Event::HostFinished {
+            host: index,
+            outcome: host_outcome,
+        })
+        .is_ok()
+    {
+        let mut u = HostRunUpdate::finished(index, status, outcome.exit_code, finished);
+        u.error = if interrupted {
+            Some(INTERRUPTED.to_owned())
+        } else {
+            outcome
+                .error
+                .filter(|_| status != HostStatus::Success)
+                .map(|e| e.to_string())
+        };
+        shared.writer.send(Write::Host(u)).await;
+    }
+}
