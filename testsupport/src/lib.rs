@@ -3,11 +3,15 @@
 //! - [`Sshd`]: a real OpenSSH `sshd` on a loopback port, with its own host key, its own
 //!   authorized_keys and an unprivileged user whose login shell is `/bin/sh` (no rc files
 //!   that skew behaviour or timings).
+//! - [`NatsServer`]: a throwaway `nats-server -js` on a loopback port with its own store,
+//!   which a test can restart mid-run.
 //! - [`require_service`]: the one rule for tests that need an outside service — when it is
 //!   missing, the test fails under `CI=true` and is skipped with a notice otherwise.
 
+pub mod nats;
 mod sshd;
 
+pub use nats::NatsServer;
 pub use sshd::{Sshd, SshdKeys, TEST_PASSWORD, TEST_USER};
 
 /// Whether the tests run in CI (`CI=true`), where a missing service is a failure.
