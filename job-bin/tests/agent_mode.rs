@@ -1,0 +1,119 @@
+//! Agent mode end to end with the real binaries: a throwaway `nats-server`, `jobd agent`
+//! and `jobd serve` both pointed at it; an agent-mode target created over HTTP runs a
+//! quick-execute through the agent, and its output and exit code come back.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_PASSWORD, Jobd, Session, host, jobd};
+use job_testsupport::{NatsServer, require_service};
+use serde_json::json;
+
+/// A running `jobd agent`, killed when dropped.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_execute_on_an_agent_target_runs_through_jobd_agent() {
+    if !require_service("nats-server", NatsServer::available()) {
+        return;
+    }
+    let nats = NatsServer::start().expect("nats-server");
+    let (dir, data) = common::data_dir();
+
+    let mut agent_cmd = jobd(&dir.path().join("agent-data"));
+    agent_cmd
+        .arg("agent")
+        .env("JOBD_NATS_URL", nats.url())
+        .env("JOBD_AGENT_ID", "agent-e2e")
+        .env("JOBD_AGENT_WORK_DIR", dir.path().join("agent-work"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut agent = Agent(agent_cmd.spawn().expect("start jobd agent"));
+
+    let mut server = Jobd::start_with(
+        &data,
+        &[
+            ("JOBD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("JOBD_NATS_URL", &nats.url()),
+        ],
+    );
+    let admin = Session::login(&server.base, "admin", ADMIN_PASSWORD).await;
+    let (status, target) = admin
+        .post(
+            "/api/v1/targets",
+            &json!({"name": "agent-box", "address": "127.0.0.1", "mode": "agent",
+                    "agent_id": "agent-e2e"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{target}");
+    let target_id = target["id"].as_str().unwrap().to_owned();
+
+    // The agent registers within a heartbeat of starting; until then a run fails fast as
+    // "offline", which is what an operator would see too. Retry until it is online.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let execution = loop {
+        let id = admin
+            .quick(
+                &[&target_id],
+                "echo \"hello from $(hostname) $((40 + 2))\"; echo oops >&2; exit 3",
+            )
+            .await;
+        let e = admin.wait_final(&id, Duration::from_secs(60)).await;
+        let error = host(&e)["error"].as_str().unwrap_or("").to_owned();
+        if host(&e)["exit_code"] == 3 || Instant::now() > deadline {
+            break (id, e);
+        }
+        assert!(
+            error.contains("offline") || error.contains("never"),
+            "the run failed for another reason than a not-yet-registered agent: {e:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (id, e) = execution;
+    assert_eq!(e["status"], "failed", "{e:#}");
+    assert_eq!(host(&e)["exit_code"], 3, "{e:#}");
+    let (status, output) = admin.get(&format!("/api/v1/executions/{id}/output")).await;
+    assert_eq!(status, 200, "{output}");
+    let text: String = output["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}:{}",
+                c["stream"].as_str().unwrap(),
+                c["text"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(text.contains("stdout:hello from "), "{text}");
+    assert!(text.contains(" 42\n"), "{text}");
+    assert!(text.contains("stderr:oops\n"), "{text}");
+
+    // Both stop cleanly on SIGTERM.
+    server.stop(Duration::from_secs(30));
+    let pid = agent.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = agent.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < until, "jobd agent did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "jobd agent exited with {status}");
+}
