@@ -105,11 +105,15 @@ pub(crate) async fn serve(config: Config) -> Result<(), Failure> {
     let local: Arc<dyn Transport> = Arc::new(LocalTransport::new());
     let ssh = Arc::new(SshTransport::new(ssh_options(&config), config.ssh.idle));
     let mut connector = NodeConnector::new(store.clone(), secrets.clone(), local, ssh.clone());
-    // With NATS: agent-mode targets, and the live stream of any execution on any node.
+    // With NATS: agent-mode targets (and their presence), and the live stream of any
+    // execution on any node.
+    let mut directory: Option<Arc<NatsTransport>> = None;
     let bus: Arc<dyn EventBus> = match connect_nats(&config).await? {
         Some(agents) => {
             let bus = NatsEventBus::new(agents.client().clone(), agents.config().namespace.clone());
-            connector = connector.with_agents(Arc::new(agents));
+            let agents = Arc::new(agents);
+            connector = connector.with_agents(agents.clone());
+            directory = Some(agents);
             Arc::new(bus)
         }
         None => Arc::new(InProcessBus::default()),
@@ -130,6 +134,9 @@ pub(crate) async fn serve(config: Config) -> Result<(), Failure> {
         session_key,
         config.http_config(),
     );
+    if let Some(directory) = directory {
+        state.set_agents(directory);
+    }
     let router = job_http::router(state.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -100,8 +100,14 @@ async fn a_quick_execute_on_an_agent_target_runs_through_jobd_agent() {
     assert!(text.contains(" 42\n"), "{text}");
     assert!(text.contains("stderr:oops\n"), "{text}");
 
-    // Both stop cleanly on SIGTERM.
-    server.stop(Duration::from_secs(30));
+    // The target shows its agent online, and when it was last seen.
+    let (status, shown) = admin.get(&format!("/api/v1/targets/{target_id}")).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["agent"]["online"], true, "{shown:#}");
+    assert!(shown["agent"]["last_seen"].is_string(), "{shown:#}");
+    assert!(shown["agent"]["hostname"].is_string(), "{shown:#}");
+
+    // The agent stops cleanly on SIGTERM, and is shown offline at once.
     let pid = agent.0.id().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -116,4 +122,10 @@ async fn a_quick_execute_on_an_agent_target_runs_through_jobd_agent() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "jobd agent exited with {status}");
+    let (_, shown) = admin.get(&format!("/api/v1/targets/{target_id}")).await;
+    assert_eq!(shown["agent"]["online"], false, "{shown:#}");
+    assert!(shown["agent"]["last_seen"].is_string(), "{shown:#}");
+    let (_, listed) = admin.get("/api/v1/targets?mode=agent").await;
+    assert_eq!(listed["items"][0]["agent"]["online"], false, "{listed:#}");
+    server.stop(Duration::from_secs(30));
 }

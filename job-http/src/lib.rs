@@ -36,6 +36,7 @@ use job_core::bus::EventBus;
 use job_core::clock::Clock;
 use job_core::secret::SecretBox;
 use job_core::store::Store;
+use job_core::transport::AgentDirectory;
 
 pub use auth::SESSION_COOKIE;
 
@@ -82,6 +83,7 @@ struct Inner {
     sessions: auth::SessionKeys,
     config: HttpConfig,
     ready: AtomicBool,
+    agents: std::sync::OnceLock<Arc<dyn AgentDirectory>>,
 }
 
 impl fmt::Debug for AppState {
@@ -114,6 +116,7 @@ impl AppState {
                 sessions: auth::SessionKeys::new(session_key),
                 config,
                 ready: AtomicBool::new(false),
+                agents: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -122,6 +125,17 @@ impl AppState {
     /// store is reachable.
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Where agents' presence is looked up (the NATS transport): agent-mode targets then
+    /// show whether their agent is online and when it was last seen. Set once; later calls
+    /// are ignored.
+    pub fn set_agents(&self, agents: Arc<dyn AgentDirectory>) {
+        let _ = self.inner.agents.set(agents);
+    }
+
+    pub(crate) fn agents(&self) -> Option<&Arc<dyn AgentDirectory>> {
+        self.inner.agents.get()
     }
 
     pub(crate) fn is_ready(&self) -> bool {

@@ -41,6 +41,7 @@ mod error;
 mod events;
 mod file;
 mod outcome;
+mod presence;
 mod task;
 
 use async_trait::async_trait;
@@ -50,6 +51,7 @@ pub use error::TransportError;
 pub use events::{EventSender, MAX_OUTPUT_CHUNK, OutputCounts, OutputEmitter, TransportEvent};
 pub use file::{IfExists, PullSpec, PulledFile, PushOutcome, PushSource, PushSpec};
 pub use outcome::RunOutcome;
+pub use presence::{AgentDirectory, AgentPresence};
 pub use task::{HostAccess, HostTarget, SshAccess, TaskSpec};
 
 /// A way to reach hosts: run a task on one target, push a file to it, pull a file from it.

@@ -8,8 +8,9 @@ use job_core::ids::{CredentialId, TargetId, TeamId};
 use job_core::model::{Actor, Os, Target, TargetMode};
 use job_core::policy::{Access, authorize};
 use job_core::store::{AssetFilter, MAX_PAGE, PageRequest, TeamScope};
+use job_core::transport::AgentPresence;
 use job_core::values::{Address, Description, Name, Port, Tag};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::api::{PageOut, page_request, pick_team};
@@ -33,6 +34,58 @@ pub(crate) struct TargetBody {
     agent_id: Option<String>,
     description: Option<String>,
     team_id: Option<TeamId>,
+}
+
+/// A target as the API shows it: agent-mode targets also say whether their agent is online.
+#[derive(Debug, Serialize)]
+pub(crate) struct TargetOut {
+    #[serde(flatten)]
+    target: Target,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<AgentOut>,
+}
+
+/// The presence of an agent-mode target's agent.
+#[derive(Debug, Serialize)]
+struct AgentOut {
+    #[serde(flatten)]
+    presence: AgentPresence,
+    /// Why the presence could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `target` with its agent's presence, when it is in agent mode.
+async fn with_presence(state: &AppState, target: Target) -> TargetOut {
+    let TargetMode::Agent { agent_id } = &target.mode else {
+        return TargetOut {
+            target,
+            agent: None,
+        };
+    };
+    let agent = match state.agents() {
+        None => AgentOut {
+            presence: AgentPresence::never_seen(),
+            error: Some("agent mode needs NATS (nats.url) on this node".to_owned()),
+        },
+        Some(directory) => match directory.presence(agent_id.as_str()).await {
+            Ok(presence) => AgentOut {
+                presence,
+                error: None,
+            },
+            Err(e) => {
+                tracing::warn!(agent_id = %agent_id, error = %e, "agent presence unavailable");
+                AgentOut {
+                    presence: AgentPresence::never_seen(),
+                    error: Some("the agents' registrations cannot be read now".to_owned()),
+                }
+            }
+        },
+    };
+    TargetOut {
+        target,
+        agent: Some(agent),
+    }
 }
 
 /// Listing query of targets.
@@ -174,14 +227,13 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Target>> {
+) -> ApiResult<Json<TargetOut>> {
     let id = TargetId::parse_field("id", &id)?;
-    Ok(Json(
-        state
-            .store()
-            .get_target(&TeamScope::of(&caller.actor), id)
-            .await?,
-    ))
+    let target = state
+        .store()
+        .get_target(&TeamScope::of(&caller.actor), id)
+        .await?;
+    Ok(Json(with_presence(&state, target).await))
 }
 
 pub(crate) async fn update(
@@ -247,7 +299,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
-) -> ApiResult<Json<PageOut<Target>>> {
+) -> ApiResult<Json<PageOut<TargetOut>>> {
     let page = page_request(q.limit.as_deref(), q.after.as_deref(), |v| {
         TargetId::parse_field("after", v)
     })?;
@@ -323,12 +375,12 @@ pub(crate) async fn list(
             break;
         }
     }
-    Ok(Json(PageOut {
-        next: if more {
-            items.last().map(|t: &Target| t.id.to_string())
-        } else {
-            None
-        },
-        items,
-    }))
+    let next = if more {
+        items.last().map(|t: &Target| t.id.to_string())
+    } else {
+        None
+    };
+    let items =
+        futures_util::future::join_all(items.into_iter().map(|t| with_presence(&state, t))).await;
+    Ok(Json(PageOut { next, items }))
 }

@@ -252,3 +252,33 @@ async fn targets_and_groups_are_managed_within_the_team() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn an_agent_target_says_its_agent_cannot_be_seen_without_nats() {
+    let api = Api::start().await;
+    let alice = api.login("alice").await;
+    let r = alice
+        .post(
+            "/api/v1/targets",
+            json!({"name": "edge-1", "address": "10.0.0.7", "mode": "agent", "agent_id": "edge-1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let shown = alice.get(&format!("/api/v1/targets/{id}")).await;
+    assert_eq!(shown.body["agent"]["online"], false, "{}", shown.body);
+    assert!(shown.body["agent"]["last_seen"].is_null(), "{}", shown.body);
+    assert!(
+        shown.body["agent"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("nats.url"),
+        "{}",
+        shown.body
+    );
+    // Targets in other modes carry no agent field.
+    let listed = alice.get("/api/v1/targets").await;
+    for t in listed.body["items"].as_array().unwrap() {
+        assert_eq!(t["agent"].is_object(), t["mode"] == "agent", "{t}");
+    }
+}

@@ -4,6 +4,7 @@
 mod feed;
 mod files;
 mod follow;
+mod presence;
 
 use std::path::PathBuf;
 use std::sync::Arc;
