@@ -13,6 +13,7 @@ use job_core::engine::Engine;
 use job_core::secret::SecretBox;
 use job_core::transport::Transport;
 use job_transport_local::LocalTransport;
+use job_transport_nats::api::ApiServer;
 use job_transport_nats::{NatsConfig, NatsEventBus, NatsTransport};
 use job_transport_ssh::{HostKeyPolicy, SshOptions, SshTransport};
 use tokio::sync::watch;
@@ -128,12 +129,27 @@ pub(crate) async fn serve(config: Config) -> Result<(), Failure> {
     );
     let state = job_http::AppState::new(
         store.clone(),
-        bus,
+        bus.clone(),
         secrets,
-        clock,
+        clock.clone(),
         session_key,
         config.http_config(),
     );
+    // The NATS open interfaces ({namespace}.job_script_execute, …) on the same connection.
+    let nats_api = match &directory {
+        Some(nats) => Some(
+            ApiServer::bind(
+                nats.client().clone(),
+                nats.config().namespace.clone(),
+                store.clone(),
+                bus.clone(),
+                clock.clone(),
+            )
+            .await
+            .map_err(|e| Failure::Run(format!("cannot serve the NATS open interfaces: {e}")))?,
+        ),
+        None => None,
+    };
     if let Some(directory) = directory {
         state.set_agents(directory);
     }
@@ -156,6 +172,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), Failure> {
         }
     });
 
+    let nats_api = nats_api.map(|api| tokio::spawn(api.run(stopped(stop_rx.clone()))));
     let maintenance = tokio::spawn(close_idle_connections(
         ssh,
         config.ssh.idle,
@@ -217,6 +234,12 @@ pub(crate) async fn serve(config: Config) -> Result<(), Failure> {
                 }
             }
             Err(_) => tracing::info!("closing HTTP connections still open"),
+        }
+    }
+    if let Some(api) = nats_api {
+        // It answers what is under way, then stops (the stop flag is up).
+        if tokio::time::timeout(HTTP_DRAIN, api).await.is_err() {
+            tracing::info!("NATS requests still under way were dropped");
         }
     }
     maintenance.abort();

@@ -1,6 +1,7 @@
 //! Agent mode end to end with the real binaries: a throwaway `nats-server`, `jobd agent`
 //! and `jobd serve` both pointed at it; an agent-mode target created over HTTP runs a
-//! quick-execute through the agent, and its output and exit code come back.
+//! quick-execute through the agent, and its output and exit code come back; the same runs
+//! through `jobd serve`'s NATS open interface.
 
 mod common;
 
@@ -99,6 +100,61 @@ async fn a_quick_execute_on_an_agent_target_runs_through_jobd_agent() {
     assert!(text.contains("stdout:hello from "), "{text}");
     assert!(text.contains(" 42\n"), "{text}");
     assert!(text.contains("stderr:oops\n"), "{text}");
+
+    // Other systems run the same over the NATS open interface of `jobd serve`.
+    let client = job_transport_nats::async_nats::connect(nats.url())
+        .await
+        .expect("connect to NATS");
+    let ask = |method: &'static str, body: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let reply = client
+                .request(format!("jobd.{method}"), body.to_string().into())
+                .await
+                .expect("a reply");
+            serde_json::from_slice::<serde_json::Value>(&reply.payload).expect("JSON reply")
+        }
+    };
+    let launched = ask(
+        "job_script_execute",
+        json!({"args": [{"script_type": 1, "script_content": "echo via-nats",
+                         "targets": {"target_ids": [target_id]}}],
+               "kwargs": {"team": "default", "operator": "e2e"}}),
+    )
+    .await;
+    assert_eq!(launched["result"], true, "{launched}");
+    let task_id = launched["data"]["task_id"].as_str().unwrap().to_owned();
+    let until = Instant::now() + Duration::from_secs(60);
+    let detail = loop {
+        let d = ask(
+            "job_detail_query",
+            json!({"team": "default", "task_id": task_id, "with_output": true}),
+        )
+        .await;
+        assert_eq!(d["result"], true, "{d}");
+        if common::is_final(&d["data"]["status"]) {
+            break d;
+        }
+        assert!(Instant::now() < until, "the NATS task never ended: {d:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(detail["data"]["status"], "success", "{detail:#}");
+    assert_eq!(
+        detail["data"]["hosts"][0]["stdout"], "via-nats\n",
+        "{detail:#}"
+    );
+    // A team that does not exist is refused by name, and nothing runs.
+    let refused = ask(
+        "job_script_execute",
+        json!({"team": "nobody", "script_type": 1, "script_content": "echo x",
+               "targets": {"target_ids": [target_id]}}),
+    )
+    .await;
+    assert_eq!(refused["result"], false, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("team"),
+        "{refused}"
+    );
 
     // The target shows its agent online, and when it was last seen.
     let (status, shown) = admin.get(&format!("/api/v1/targets/{target_id}")).await;

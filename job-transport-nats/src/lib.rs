@@ -1,4 +1,5 @@
-//! Everything the job platform does over NATS: agent mode and the cluster event bus.
+//! Everything the job platform does over NATS: agent mode, the cluster event bus and the
+//! open interfaces.
 //!
 //! - [`agent`]: the resident agent (`jobd agent`). It connects to NATS (retrying until it
 //!   can, reconnecting forever), registers and heartbeats in the key-value bucket
@@ -14,6 +15,9 @@
 //! - [`NatsEventBus`]: a [`job_core::bus::EventBus`] over core NATS subjects
 //!   `{prefix}.events.{execution_id}`, so any control node can serve any execution's live
 //!   stream.
+//! - [`api`]: the NATS open interfaces (`job_script_execute`, `job_task_terminate`, …) on
+//!   `{prefix}.{method}`, request/reply for other platform services; `docs/nats-api.md`
+//!   describes each method.
 //!
 //! Guarantees: a task delivered twice runs once (JetStream message-id dedupe plus the
 //! agent's own record of the tasks it started); output and results are stored in
@@ -21,10 +25,9 @@
 //! NATS server that restarts, loses none of them, and a follower passes each event on
 //! exactly once. `docs/agent.md` describes the subjects, message formats and failure
 //! behaviour.
-//!
-//! The NATS open interfaces (`job_script_execute`, …) are not here yet.
 
 pub mod agent;
+pub mod api;
 mod bus;
 mod naming;
 mod setup;

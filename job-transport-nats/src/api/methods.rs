@@ -1,0 +1,431 @@
+//! The methods: each reads its fields, calls the job-core use case or store read scoped to
+//! the caller's team, and returns the reply's `data`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use job_core::Error;
+use job_core::engine::request_cancel;
+use job_core::ids::{ExecutionId, TargetId};
+use job_core::launch::{ScriptLaunch, launch_script};
+use job_core::model::{Execution, OutputStream, ScriptLanguage, TargetSelector, TriggerSource};
+use job_core::store::{AssetFilter, MAX_PAGE, PageRequest, StoreExt};
+use job_core::values::{Name, ScriptContent, TimeoutSecs};
+use serde_json::{Value, json};
+
+use super::Context;
+use super::request::{Caller, Fields, kind};
+
+/// The most task ids one `job_status_batch_query` may name.
+pub const MAX_BATCH: usize = 100;
+
+/// The longest `callback_url` accepted, in bytes.
+const MAX_CALLBACK_URL: usize = 2048;
+
+/// What `job_file_distribute` answers in this version.
+pub(crate) const FILE_DISTRIBUTION_UNAVAILABLE: &str =
+    "file distribution is not available in this version";
+
+/// `job_script_execute`: launches a script on the team's targets; answers `{"task_id"}`
+/// as soon as the execution is stored (it runs afterwards).
+pub(crate) async fn script_execute(ctx: &Context, mut f: Fields) -> Result<Value, Error> {
+    let caller = Caller::take(&mut f, ctx.store.as_ref()).await?;
+    let name = f.optional_text("name")?;
+    let name = Name::parse("name", name.as_deref().unwrap_or("NATS script execution"))?;
+    let language = script_type(f.take("script_type"))?;
+    let content = ScriptContent::parse("script_content", &f.text("script_content")?)?;
+    let targets = target_selector(f.take("targets"))?;
+    let params = param_values(f.take("params"))?;
+    let timeout = match f.optional_integer("timeout")? {
+        None => TimeoutSecs::DEFAULT,
+        Some(t) => TimeoutSecs::new("timeout", t)?,
+    };
+    let confirm = f.flag("confirm")?;
+    let callback_url = callback_url(f.optional_text("callback_url")?)?;
+    let rolling = f
+        .take("rolling")
+        .map(|v| {
+            serde_json::from_value(v)
+                .map_err(|e| Error::invalid("rolling", format!("{e}; expected {{\"batch\": 5 | \"10%\", \"mode\": \"continue\" | \"pause_on_failure\"}}")))
+        })
+        .transpose()?;
+    f.finish()?;
+    let request = ScriptLaunch {
+        team_id: caller.team,
+        name,
+        language,
+        content,
+        param_defs: Vec::new(),
+        params,
+        script_version_id: None,
+        targets,
+        timeout,
+        confirm,
+        callback_url,
+        trigger_source: TriggerSource::Api,
+        cron_job_id: None,
+        rolling,
+    };
+    let execution =
+        launch_script(ctx.store.as_ref(), &caller.actor, request, ctx.clock.now()).await?;
+    tracing::info!(task_id = %execution.id, by = %caller.actor.label(), "script execution launched over NATS");
+    Ok(json!({ "task_id": execution.id }))
+}
+
+/// `job_task_terminate`: the console's cancel (same status machine): a pending task is
+/// cancelled at once, a running one moves to `cancelling`.
+pub(crate) async fn task_terminate(ctx: &Context, mut f: Fields) -> Result<Value, Error> {
+    let caller = Caller::take(&mut f, ctx.store.as_ref()).await?;
+    let id = task_id(&mut f)?;
+    f.finish()?;
+    let updated = request_cancel(
+        ctx.store.as_ref(),
+        ctx.bus.as_ref(),
+        &caller.scope(),
+        id,
+        ctx.clock.now(),
+    )
+    .await?;
+    tracing::info!(task_id = %id, by = %caller.actor.label(), status = %updated.status, "cancel requested over NATS");
+    Ok(json!({ "task_id": updated.id, "status": updated.status }))
+}
+
+/// `job_status_batch_query`: the status of up to [`MAX_BATCH`] tasks; an unknown task, or
+/// one of another team, answers `found: false`.
+pub(crate) async fn status_batch_query(ctx: &Context, mut f: Fields) -> Result<Value, Error> {
+    let caller = Caller::take(&mut f, ctx.store.as_ref()).await?;
+    let items = match f.take("task_ids") {
+        None => return Err(Error::invalid("task_ids", "this field is required")),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(Error::invalid(
+                "task_ids",
+                format!("expected an array of task ids, got {}", kind(&other)),
+            ));
+        }
+    };
+    f.finish()?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(Error::invalid(
+            "task_ids",
+            format!("must name 1 to {MAX_BATCH} tasks, got {}", items.len()),
+        ));
+    }
+    let ids = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let field = format!("task_ids[{i}]");
+            match v {
+                Value::String(s) => ExecutionId::parse_field(&field, s),
+                other => Err(Error::invalid(
+                    field,
+                    format!("expected a task id string, got {}", kind(other)),
+                )),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let scope = caller.scope();
+    let mut tasks = Vec::with_capacity(ids.len());
+    for id in ids {
+        match ctx.store.get_execution(&scope, id).await {
+            Ok(e) => tasks.push(summary(&e)),
+            Err(Error::NotFound { what }) => tasks.push(json!({
+                "task_id": id,
+                "found": false,
+                "message": format!("{what} not found"),
+            })),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json!({ "tasks": tasks }))
+}
+
+/// `job_detail_query`: one task with its host runs (and, with `with_output`, their
+/// stored output).
+pub(crate) async fn detail_query(ctx: &Context, mut f: Fields) -> Result<Value, Error> {
+    let caller = Caller::take(&mut f, ctx.store.as_ref()).await?;
+    let id = task_id(&mut f)?;
+    let with_output = f.flag("with_output")?;
+    f.finish()?;
+    let scope = caller.scope();
+    let execution = ctx.store.get_execution(&scope, id).await?;
+    let hosts = ctx.store.all_host_runs(&scope, id).await?;
+    let mut host_values = Vec::with_capacity(hosts.len());
+    for host in &hosts {
+        let mut value = encode(host)?;
+        if with_output && let Value::Object(map) = &mut value {
+            let chunks = ctx
+                .store
+                .read_output(&scope, id, Some(host.index), None, MAX_PAGE)
+                .await?;
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            for chunk in &chunks {
+                match chunk.stream {
+                    OutputStream::Stdout => stdout.extend_from_slice(&chunk.data),
+                    // Platform messages (truncation, connection errors) go with stderr.
+                    OutputStream::Stderr | OutputStream::System => {
+                        stderr.extend_from_slice(&chunk.data)
+                    }
+                }
+            }
+            map.insert("stdout".to_owned(), json!(String::from_utf8_lossy(&stdout)));
+            map.insert("stderr".to_owned(), json!(String::from_utf8_lossy(&stderr)));
+            map.insert(
+                "output_complete".to_owned(),
+                json!((chunks.len() as u32) < MAX_PAGE),
+            );
+        }
+        host_values.push(value);
+    }
+    let mut out = encode(&execution)?;
+    if let Value::Object(map) = &mut out {
+        map.insert("task_id".to_owned(), json!(execution.id));
+        map.insert("hosts".to_owned(), Value::Array(host_values));
+    }
+    Ok(out)
+}
+
+/// `job_target_list`: a page of the team's targets, by id; `next` is the `after` of the
+/// next page.
+pub(crate) async fn target_list(ctx: &Context, mut f: Fields) -> Result<Value, Error> {
+    let caller = Caller::take(&mut f, ctx.store.as_ref()).await?;
+    let limit = match f.optional_integer("limit")? {
+        None => 50,
+        Some(n) if (1..=i64::from(MAX_PAGE)).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(Error::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}, got {n}"),
+            ));
+        }
+    };
+    let after = f
+        .optional_text("after")?
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| TargetId::parse_field("after", &a))
+        .transpose()?;
+    let name_contains = f.optional_text("name")?.filter(|n| !n.is_empty());
+    f.finish()?;
+    let filter = AssetFilter {
+        team_id: Some(caller.team),
+        name_contains,
+    };
+    let page = ctx
+        .store
+        .list_targets(&caller.scope(), &filter, PageRequest { after, limit })
+        .await?;
+    Ok(json!({ "items": page.items, "next": page.next }))
+}
+
+/// The summary of one task in a batch status answer.
+fn summary(e: &Execution) -> Value {
+    json!({
+        "task_id": e.id,
+        "found": true,
+        "name": e.name,
+        "status": e.status,
+        "counters": e.counters,
+        "created_at": e.created_at,
+        "started_at": e.started_at,
+        "finished_at": e.finished_at,
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Value, Error> {
+    serde_json::to_value(value).map_err(|e| Error::unavailable("encoding the reply", e))
+}
+
+fn task_id(f: &mut Fields) -> Result<ExecutionId, Error> {
+    match f.take("task_id") {
+        None => Err(Error::invalid("task_id", "this field is required")),
+        Some(Value::String(s)) => ExecutionId::parse_field("task_id", &s),
+        Some(other) => Err(Error::invalid(
+            "task_id",
+            format!("expected a task id string, got {}", kind(&other)),
+        )),
+    }
+}
+
+/// The language of `script_type`: a name, or BlueKing's integer code (1 shell, 2 bat,
+/// 4 python, 5 powershell; 3, perl, is not supported).
+fn script_type(value: Option<Value>) -> Result<ScriptLanguage, Error> {
+    const CODES: &str = "expected shell (1), bat (2), python (4) or powershell (5)";
+    match value {
+        None => Err(Error::invalid(
+            "script_type",
+            format!("this field is required; {CODES}"),
+        )),
+        Some(Value::String(s)) => ScriptLanguage::parse("script_type", &s),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(3) => Err(Error::invalid(
+                "script_type",
+                format!("3 (perl) is not supported; {CODES}"),
+            )),
+            Some(code @ (1 | 2 | 4 | 5)) => ScriptLanguage::parse("script_type", &code.to_string()),
+            _ => Err(Error::invalid(
+                "script_type",
+                format!("unknown code {n}; {CODES}"),
+            )),
+        },
+        Some(other) => Err(Error::invalid(
+            "script_type",
+            format!(
+                "expected a language name or an integer code, got {}",
+                kind(&other)
+            ),
+        )),
+    }
+}
+
+fn target_selector(value: Option<Value>) -> Result<TargetSelector, Error> {
+    let value = value.ok_or_else(|| {
+        Error::invalid(
+            "targets",
+            "this field is required: {\"target_ids\": [...], \"group_ids\": [...], \"tags\": [[\"k=v\"]], \"ips\": [...]}",
+        )
+    })?;
+    serde_json::from_value(value).map_err(|e| Error::invalid("targets", e.to_string()))
+}
+
+fn param_values(value: Option<Value>) -> Result<BTreeMap<String, String>, Error> {
+    let map = match value {
+        None => return Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            return Err(Error::invalid(
+                "params",
+                format!("expected an object of name: value, got {}", kind(&other)),
+            ));
+        }
+    };
+    map.into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(Error::invalid(
+                        format!("params.{k}"),
+                        format!("expected a string, number or boolean, got {}", kind(&other)),
+                    ));
+                }
+            };
+            Ok((k, text))
+        })
+        .collect()
+}
+
+/// Checks `callback_url`: an absolute http(s) URL with a host, no credentials, and not a
+/// literal loopback, private, link-local or unspecified address.
+fn callback_url(url: Option<String>) -> Result<Option<String>, Error> {
+    let Some(url) = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let refused = |reason: &str| Error::invalid("callback_url", reason.to_owned());
+    if url.len() > MAX_CALLBACK_URL {
+        return Err(refused(&format!(
+            "must be at most {MAX_CALLBACK_URL} characters"
+        )));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(refused("must not contain spaces or control characters"));
+    }
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or_else(|| refused("must be an absolute http or https URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(refused("must not carry credentials in the URL"));
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err(refused("has no host"));
+    }
+    let internal = host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(is_internal);
+    if internal {
+        return Err(refused(&format!(
+            "`{host}` is a loopback, link-local, private or otherwise internal address"
+        )));
+    }
+    Ok(Some(url))
+}
+
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callback_url_must_be_http_or_https() {
+        let err = callback_url(Some("ftp://example.com/h".into())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid callback_url: must be an absolute http or https URL"
+        );
+        assert_eq!(
+            callback_url(Some("https://hooks.example.com/done".into())).unwrap(),
+            Some("https://hooks.example.com/done".to_owned())
+        );
+        assert_eq!(callback_url(Some("  ".into())).unwrap(), None);
+    }
+
+    #[test]
+    fn a_callback_url_to_an_internal_address_is_refused() {
+        for url in [
+            "http://127.0.0.1:9000/h",
+            "http://localhost/h",
+            "http://10.1.2.3/h",
+            "http://169.254.169.254/latest",
+            "http://[::1]:80/h",
+            "http://user:pw@example.com/h",
+        ] {
+            assert!(callback_url(Some(url.into())).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn script_type_accepts_names_and_blueking_codes() {
+        assert_eq!(script_type(Some(json!(1))).unwrap(), ScriptLanguage::Shell);
+        assert_eq!(
+            script_type(Some(json!("python"))).unwrap(),
+            ScriptLanguage::Python
+        );
+        let perl = script_type(Some(json!(3))).unwrap_err();
+        assert!(perl.to_string().contains("perl"), "{perl}");
+        let missing = script_type(None).unwrap_err();
+        assert!(
+            missing.to_string().starts_with("invalid script_type:"),
+            "{missing}"
+        );
+    }
+}
