@@ -5,13 +5,12 @@
 use std::sync::Arc;
 
 use job_core::transport::Transport;
-use job_transport_local::LocalTransport;
 use job_transport_nats::AgentId;
 use job_transport_nats::agent::{self, AgentConfig};
 
 use crate::Failure;
 use crate::config::Config;
-use crate::serve::{say, wait_for_stop_signal};
+use crate::serve::{local_transport, say, wait_for_stop_signal};
 
 /// Runs the agent until a stop signal.
 pub(crate) async fn agent(config: Config) -> Result<(), Failure> {
@@ -25,7 +24,8 @@ pub(crate) async fn agent(config: Config) -> Result<(), Failure> {
         Some(id) => id.clone(),
         None => AgentId::from_hostname(&agent::hostname()).to_string(),
     };
-    let runner: Arc<dyn Transport> = Arc::new(LocalTransport::new());
+    let runner: Arc<dyn Transport> =
+        Arc::new(local_transport(&config.agent.work_dir.join("runs")).await);
     let mut settings = AgentConfig::new(url, &id, config.agent.work_dir.clone(), runner)
         .and_then(|c| c.with_prefix(&config.nats.namespace))
         .map_err(|e| Failure::Usage(e.to_string()))?;

@@ -12,7 +12,7 @@ use job_core::clock::{Clock, SystemClock};
 use job_core::engine::Engine;
 use job_core::secret::SecretBox;
 use job_core::transport::Transport;
-use job_transport_local::LocalTransport;
+use job_transport_local::{LocalConfig, LocalTransport};
 use job_transport_nats::api::ApiServer;
 use job_transport_nats::{NatsConfig, NatsEventBus, NatsTransport};
 use job_transport_ssh::{HostKeyPolicy, SshOptions, SshTransport};
@@ -31,6 +31,20 @@ pub(crate) const ADMIN_PASSWORD_ENV: &str = "JOBD_ADMIN_PASSWORD";
 /// How long the HTTP server may take to close its connections once the engine has stopped
 /// (a client still holding a stream open does not keep `jobd` alive).
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
+/// The control node's local transport, keeping run records in `runs`; first kills what a
+/// crashed earlier life of this node left running there.
+pub(crate) async fn local_transport(runs: &Path) -> LocalTransport {
+    match job_transport_local::reap_orphans(runs, Duration::from_secs(5)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            groups = n,
+            "killed processes left running by a crash of the previous jobd"
+        ),
+        Err(e) => tracing::warn!(dir = %runs.display(), error = %e, "cannot read the run records"),
+    }
+    LocalTransport::with_config(LocalConfig::default().with_run_records(runs))
+}
 
 /// Connects the NATS transport when `nats.url` is set: agents, and the cluster event bus.
 async fn connect_nats(config: &Config) -> Result<Option<NatsTransport>, Failure> {
@@ -103,7 +117,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), Failure> {
 
     let secrets: Arc<dyn SecretBox> = Arc::new(master_key);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let local: Arc<dyn Transport> = Arc::new(LocalTransport::new());
+    let local: Arc<dyn Transport> = Arc::new(local_transport(&config.data_dir.join("runs")).await);
     let ssh = Arc::new(SshTransport::new(ssh_options(&config), config.ssh.idle));
     let mut connector = NodeConnector::new(store.clone(), secrets.clone(), local, ssh.clone());
     // With NATS: agent-mode targets (and their presence), and the live stream of any

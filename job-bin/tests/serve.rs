@@ -275,9 +275,18 @@ async fn a_run_cut_short_by_kill_9_reaches_a_final_state_after_a_restart() {
     let mut jobd = Jobd::start(&data);
     let admin = Session::login(&jobd.base, "admin", ADMIN_PASSWORD).await;
     let local = admin.target_id("control-node").await;
-    let id = admin.quick(&[&local], "sleep 20").await;
+    // A marker no other process has, to find the script after the crash.
+    let marker = format!("{}", 3000 + std::process::id() % 1000);
+    let id = admin
+        .quick(&[&local], &format!("sleep {marker}; echo never"))
+        .await;
     wait_running(&admin, &id).await;
     jobd.kill9();
+    // No destructor ran: the script is still there.
+    assert!(
+        running_sleeps(&marker) > 0,
+        "the script did not outlive jobd"
+    );
 
     let jobd = Jobd::start(&data);
     let admin = Session::login(&jobd.base, "admin", ADMIN_PASSWORD).await;
@@ -292,4 +301,34 @@ async fn a_run_cut_short_by_kill_9_reaches_a_final_state_after_a_restart() {
             .contains("interrupted"),
         "{done:#}"
     );
+    // The restarted node killed what the crashed one left running.
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while running_sleeps(&marker) > 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the crashed jobd's script still runs after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Live `sleep <marker>` processes on this machine.
+fn running_sleeps(marker: &str) -> usize {
+    let want = format!("sleep\0{marker}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want.as_bytes())
+                && std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| {
+                    !s.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+        })
+        .count()
 }

@@ -34,6 +34,7 @@
 mod files;
 mod group;
 mod process;
+mod records;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +44,7 @@ use job_core::transport::{
     Cancel, EventSender, HostAccess, HostTarget, PullSpec, PulledFile, PushOutcome, PushSpec,
     RunOutcome, TaskSpec, Transport, TransportError,
 };
+pub use records::reap_orphans;
 
 /// Settings of the local transport. The defaults suit one machine.
 #[derive(Debug, Clone)]
@@ -60,6 +62,10 @@ pub struct LocalConfig {
     /// Where the private script directories are made. Default: the system's temporary
     /// directory.
     pub temp_dir: Option<PathBuf>,
+    /// Where a record of each running process group is kept, so that a node restarted after
+    /// a crash can kill what the crashed one left running ([`reap_orphans`]). Default: none
+    /// (no records).
+    pub run_records: Option<PathBuf>,
 }
 
 impl Default for LocalConfig {
@@ -83,6 +89,7 @@ impl Default for LocalConfig {
             .to_vec(),
             read_chunk: 32 * 1024,
             temp_dir: None,
+            run_records: None,
         }
     }
 }
@@ -91,6 +98,12 @@ impl LocalConfig {
     /// The same settings with the grace period `grace` between SIGTERM and SIGKILL.
     pub fn with_kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
+        self
+    }
+
+    /// The same settings, keeping run records in `dir` (see [`reap_orphans`]).
+    pub fn with_run_records(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.run_records = Some(dir.into());
         self
     }
 

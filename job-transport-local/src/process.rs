@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::LocalConfig;
 use crate::group::{KillOnDrop, ProcessGroup};
+use crate::records::RunRecord;
 
 /// Used when the control node's own environment has no `PATH`.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -88,6 +89,8 @@ pub(crate) async fn run(
         });
     };
     let mut guard = KillOnDrop::new(group);
+    // Dropped (the record removed) when the run is over, however it ends.
+    let _record = RunRecord::write(config.run_records.as_deref(), group);
     tracing::debug!(pgid = group.id(), program = %task.program, "local run started");
 
     let stdout = child.stdout.take();
