@@ -1,5 +1,6 @@
 //! Targets (hosts) of a team: agentless over SSH with a credential of the same team, agent
-//! mode, or the control node itself (`local`, administrators only).
+//! mode (administrators only: an agent belongs to no team until a target binds it), or the
+//! control node itself (`local`, administrators only).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -157,6 +158,14 @@ async fn target_of(
             }
         }
         "agent" => {
+            // Agents are not owned by a team: whoever names an agent in a target can run
+            // anything on its host. Binding an agent to a team is an administrator's call.
+            if !actor.is_admin {
+                return Err(ApiError::forbidden(
+                    "only administrators may create or change `agent` targets: naming an agent binds its host to the team",
+                )
+                .with_field("mode"));
+            }
             for (field, given) in [
                 ("user", body.user.is_some()),
                 ("credential_id", body.credential_id.is_some()),
@@ -257,10 +266,13 @@ pub(crate) async fn update(
             "invalid team_id: a target cannot move to another team",
         ));
     }
-    if matches!(existing.mode, TargetMode::Local) && !caller.actor.is_admin {
-        return Err(ApiError::forbidden(
-            "only administrators may change `local` targets",
-        ));
+    if matches!(existing.mode, TargetMode::Local | TargetMode::Agent { .. })
+        && !caller.actor.is_admin
+    {
+        return Err(ApiError::forbidden(format!(
+            "only administrators may change `{}` targets",
+            existing.mode.as_str()
+        )));
     }
     let target = target_of(
         &state,

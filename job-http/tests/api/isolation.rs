@@ -194,16 +194,39 @@ async fn targets_and_groups_are_managed_within_the_team() {
         "{}",
         listed.body
     );
+    // A maintainer may not bind an agent (whose host belongs to no team) to the team; an
+    // administrator may, and then only administrators change that target.
+    let as_agent =
+        json!({"name": "db-1", "address": "10.0.0.10", "mode": "agent", "agent_id": "db-1-agent"});
     let upd = alice
         .send(
             Method::PUT,
             &format!("/api/v1/targets/{id}"),
-            Some(json!({"name": "db-1", "address": "10.0.0.10", "mode": "agent", "agent_id": "db-1-agent"})),
+            Some(as_agent.clone()),
+        )
+        .await;
+    assert_eq!(upd.status, StatusCode::FORBIDDEN, "{}", upd.body);
+    let upd = admin
+        .send(
+            Method::PUT,
+            &format!("/api/v1/targets/{id}"),
+            Some(as_agent),
         )
         .await;
     assert_eq!(upd.status, StatusCode::OK, "{}", upd.body);
     assert_eq!(upd.body["mode"], "agent");
     assert_eq!(upd.body["agent_id"], "db-1-agent");
+    let back = alice
+        .send(
+            Method::PUT,
+            &format!("/api/v1/targets/{id}"),
+            Some(
+                json!({"name": "db-1", "address": "10.0.0.10", "mode": "agentless", "user": "root",
+                        "credential_id": cred_id}),
+            ),
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::FORBIDDEN, "{}", back.body);
 
     let g = alice
         .post(
@@ -257,12 +280,12 @@ async fn targets_and_groups_are_managed_within_the_team() {
 async fn an_agent_target_says_its_agent_cannot_be_seen_without_nats() {
     let api = Api::start().await;
     let alice = api.login("alice").await;
-    let r = alice
-        .post(
-            "/api/v1/targets",
-            json!({"name": "edge-1", "address": "10.0.0.7", "mode": "agent", "agent_id": "edge-1"}),
-        )
-        .await;
+    let admin = api.login("admin").await;
+    let body = json!({"name": "edge-1", "address": "10.0.0.7", "mode": "agent", "agent_id": "edge-1",
+                      "team_id": api.alpha});
+    let r = alice.post("/api/v1/targets", body.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = admin.post("/api/v1/targets", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_owned();
     let shown = alice.get(&format!("/api/v1/targets/{id}")).await;
