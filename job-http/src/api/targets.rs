@@ -176,6 +176,20 @@ async fn target_of(
             let agent_id = body.agent_id.as_deref().ok_or_else(|| {
                 ApiError::invalid("agent_id", "invalid agent_id: required for agent targets")
             })?;
+            // The id an agent registers under is one NATS subject token (its host name with
+            // other characters turned into `-`): refuse anything that could never match.
+            if agent_id.is_empty()
+                || agent_id.len() > 128
+                || !agent_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(ApiError::invalid(
+                    "agent_id",
+                    "invalid agent_id: 1 to 128 ASCII letters, digits, `_` or `-` (an agent on \
+                     host `web-1.example.com` registers as `web-1-example-com` unless given an id)",
+                ));
+            }
             TargetMode::Agent {
                 agent_id: Name::parse("agent_id", agent_id)?,
             }

@@ -285,6 +285,12 @@ async fn an_agent_target_says_its_agent_cannot_be_seen_without_nats() {
                       "team_id": api.alpha});
     let r = alice.post("/api/v1/targets", body.clone()).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // An id no agent could register under is refused by name.
+    let mut dotted = body.clone();
+    dotted["agent_id"] = json!("edge-1.example.com");
+    let r = admin.post("/api/v1/targets", dotted).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.field(), "agent_id");
     let r = admin.post("/api/v1/targets", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_owned();
