@@ -8,12 +8,12 @@ use job_core::ids::{CredentialId, TeamId};
 use job_core::model::{Credential, CredentialSecret};
 use job_core::policy::{Access, authorize};
 use job_core::secret::seal_credential;
-use job_core::store::{AssetFilter, TeamScope};
+use job_core::store::TeamScope;
 use job_core::values::Name;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::api::{PageOut, page_request, pick_team};
+use crate::api::{PageOut, asset_filter, page_request, pick_team};
 use crate::auth::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryParams};
@@ -128,14 +128,7 @@ pub(crate) async fn list(
     let page = page_request(q.limit.as_deref(), q.after.as_deref(), |v| {
         CredentialId::parse_field("after", v)
     })?;
-    let filter = AssetFilter {
-        team_id: q
-            .team_id
-            .as_deref()
-            .map(|t| TeamId::parse_field("team_id", t))
-            .transpose()?,
-        name_contains: q.name.filter(|n| !n.is_empty()),
-    };
+    let filter = asset_filter(q.team_id.as_deref(), q.name)?;
     let got = state
         .store()
         .list_credentials(&TeamScope::of(&caller.actor), &filter, page)

@@ -134,6 +134,20 @@ pub(crate) struct PageOut<T> {
     pub(crate) next: Option<String>,
 }
 
+/// The filter of an asset listing from its `team_id` and `name` query parameters (an empty
+/// name filters nothing).
+pub(crate) fn asset_filter(
+    team_id: Option<&str>,
+    name: Option<String>,
+) -> job_core::Result<job_core::store::AssetFilter> {
+    Ok(job_core::store::AssetFilter {
+        team_id: team_id
+            .map(|t| TeamId::parse_field("team_id", t))
+            .transpose()?,
+        name_contains: name.filter(|n| !n.is_empty()),
+    })
+}
+
 /// Parses `limit` (1..=1000, default 50) and `after` (an id cursor) of a listing.
 pub(crate) fn page_request<K>(
     limit: Option<&str>,

@@ -8,13 +8,13 @@ use axum::http::StatusCode;
 use job_core::ids::{CredentialId, TargetId, TeamId};
 use job_core::model::{Actor, Os, Target, TargetMode};
 use job_core::policy::{Access, authorize};
-use job_core::store::{AssetFilter, MAX_PAGE, PageRequest, TeamScope};
+use job_core::store::{MAX_PAGE, PageRequest, TeamScope};
 use job_core::transport::AgentPresence;
 use job_core::values::{Address, Description, Name, Port, Tag};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::api::{PageOut, page_request, pick_team};
+use crate::api::{PageOut, asset_filter, page_request, pick_team};
 use crate::auth::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryParams, parse_opt};
@@ -350,14 +350,7 @@ pub(crate) async fn list(
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_lowercase);
-    let filter = AssetFilter {
-        team_id: q
-            .team_id
-            .as_deref()
-            .map(|t| TeamId::parse_field("team_id", t))
-            .transpose()?,
-        name_contains: q.name.filter(|n| !n.is_empty()),
-    };
+    let filter = asset_filter(q.team_id.as_deref(), q.name)?;
     let keep = |t: &Target| {
         tag.as_ref().is_none_or(|tag| t.has_tag(tag))
             && mode.as_deref().is_none_or(|m| t.mode.as_str() == m)
