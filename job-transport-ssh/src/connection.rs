@@ -45,6 +45,10 @@ pub struct SshOptions {
     /// (32 left a 2-core machine partly idle); with hundreds at once they only queue, and
     /// the connect timeout would then count time spent waiting behind others.
     pub max_concurrent_handshakes: usize,
+    /// Whether short shell scripts over a connection used before go through a resident
+    /// runner (one long-lived channel running them one after another) instead of a new SSH
+    /// session each: a fraction of the target's CPU per run. See `docs/transports.md`.
+    pub resident_runner: bool,
 }
 
 impl SshOptions {
@@ -58,6 +62,7 @@ impl SshOptions {
             kill_grace: Duration::from_secs(2),
             kill_confirm_timeout: Duration::from_secs(10),
             max_concurrent_handshakes: 100,
+            resident_runner: true,
         }
     }
 }
@@ -119,6 +124,7 @@ pub struct SshConnection {
     handle: client::Handle<Verifier>,
     endpoint: Endpoint,
     options: SshOptions,
+    pub(crate) runners: crate::runner::Runners,
 }
 
 impl std::fmt::Debug for SshConnection {
@@ -206,6 +212,7 @@ impl SshConnection {
                 handle,
                 endpoint,
                 options,
+                runners: crate::runner::Runners::default(),
             }),
         }
     }
@@ -222,6 +229,7 @@ impl SshConnection {
 
     /// Closes the connection politely.
     pub async fn close(&self) {
+        self.runners.close_idle().await;
         let _ = self
             .handle
             .disconnect(Disconnect::ByApplication, "", "en")
@@ -239,6 +247,7 @@ impl SshConnection {
         out: &mpsc::Sender<OutputPiece>,
         cancelled: impl Future<Output = ()>,
     ) -> Result<RunEnd, SshError> {
+        let mut cancelled = std::pin::pin!(cancelled);
         if !remote::is_plain_word(script.interpreter)
             || !script.args.iter().all(|a| remote::is_plain_word(a))
         {
@@ -264,20 +273,45 @@ impl SshConnection {
                 script.extension
             )));
         }
-        let mut head =
-            remote::env_block(script.env, script.workdir, script.script_args).into_bytes();
+        let env = remote::env_block(script.env, script.workdir, script.script_args);
+        let delivery = remote::delivery_for(script.interpreter, script.body);
+        if let Some(runner) = self.runner_for(script, &env, delivery).await {
+            // `Err(NotStarted)`: the runner never started the script, so it is run the
+            // usual way below.
+            if let Ok(end) = self
+                .run_on_runner(runner, script, &env, out, &mut cancelled)
+                .await
+            {
+                return end;
+            }
+        }
+        self.run_in_session(script, env, &sentinel, delivery, out, &mut cancelled)
+            .await
+    }
+
+    /// Runs `script` in an SSH session of its own, through the [`remote::run_program`]
+    /// wrapper.
+    async fn run_in_session(
+        &self,
+        script: &RemoteScript<'_>,
+        env: String,
+        sentinel: &str,
+        delivery: remote::Delivery,
+        out: &mpsc::Sender<OutputPiece>,
+        cancelled: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<RunEnd, SshError> {
+        let mut head = env.into_bytes();
         head.extend_from_slice(sentinel.as_bytes());
         head.push(b'\n');
 
         let mut ch = self.open().await?;
-        let delivery = remote::delivery_for(script.interpreter, script.body);
         ch.exec(
             true,
             remote::run_program(
                 script.interpreter,
                 script.args,
                 script.extension,
-                &sentinel,
+                sentinel,
                 delivery,
             ),
         )
@@ -298,7 +332,7 @@ impl SshConnection {
         let timeout = tokio::time::sleep(script.timeout);
         let drain = tokio::time::sleep(far);
         let give_up = tokio::time::sleep(far);
-        tokio::pin!(timeout, drain, give_up, cancelled);
+        tokio::pin!(timeout, drain, give_up);
 
         loop {
             tokio::select! {
@@ -341,7 +375,7 @@ impl SshConnection {
                     kill_sent = self.kill_group(pgid).await;
                     give_up.as_mut().reset(tokio::time::Instant::now() + self.options.kill_confirm_timeout);
                 }
-                () = &mut cancelled, if killed.is_none() && exit.is_none() => {
+                () = &mut *cancelled, if killed.is_none() && exit.is_none() => {
                     killed = Some(RunEnd::Cancelled);
                     kill_sent = self.kill_group(pgid).await;
                     give_up.as_mut().reset(tokio::time::Instant::now() + self.options.kill_confirm_timeout);
@@ -373,7 +407,7 @@ impl SshConnection {
 
     /// Kills a process group on the target (TERM, then KILL after the grace period).
     /// Returns whether a kill was sent (the group id was known).
-    async fn kill_group(&self, pgid: Option<u32>) -> bool {
+    pub(crate) async fn kill_group(&self, pgid: Option<u32>) -> bool {
         let Some(pgid) = pgid.filter(|p| *p > 1) else {
             return false;
         };
@@ -493,7 +527,11 @@ impl SshConnection {
         Ok(r.stdout)
     }
 
-    async fn open(&self) -> Result<russh::Channel<client::Msg>, SshError> {
+    pub(crate) fn options(&self) -> &SshOptions {
+        &self.options
+    }
+
+    pub(crate) async fn open(&self) -> Result<russh::Channel<client::Msg>, SshError> {
         self.handle
             .channel_open_session()
             .await
@@ -573,7 +611,7 @@ fn extend_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
     buf.extend_from_slice(&data[..data.len().min(room)]);
 }
 
-async fn send(out: &mpsc::Sender<OutputPiece>, stream: OutputStream, data: &[u8]) {
+pub(crate) async fn send(out: &mpsc::Sender<OutputPiece>, stream: OutputStream, data: &[u8]) {
     if data.is_empty() {
         return;
     }

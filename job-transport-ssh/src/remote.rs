@@ -114,6 +114,58 @@ exit "$rc""#
     wrap(&program)
 }
 
+/// How many bytes a resident runner's end marker carries at most after its nonce: the word
+/// and a status (`end 255`, `pgid 4194304`) — longer means the line is not ours.
+pub(crate) const RUNNER_MARKER_MAX: usize = 24;
+
+/// The resident runner: a `bash` loop on one long-lived channel of a pooled connection that
+/// runs one script after another, each in its own process group, so a pooled run costs a
+/// fork and an exec instead of a whole SSH session (see `docs/transports.md`).
+///
+/// Stdin, per run: a header line `<nonce> <env bytes> <script bytes> <interpreter> [args…]`,
+/// then the environment block ([`env_block`]) and the script, both exactly as long as the
+/// header says (`read -N` in the C locale counts bytes). The runner forks (job control on, so
+/// the child leads its own process group), the child restores the locale, evaluates the
+/// block with `$1` set to `/dev/fd/4` and execs the interpreter on the script, which it
+/// reads from a here-string on fd 4; stdin is `/dev/null`. The runner prints
+/// `\x1e<nonce> pgid <n>` on stderr, waits, kills whatever the script left in its group
+/// (TERM, then KILL after two seconds, as [`run_program`] does), and prints
+/// `\x1e<nonce> end <status>` on stdout and on stderr, so that each stream's end marker comes
+/// after every byte the script wrote to it. End of stdin ends the runner.
+pub(crate) fn runner_program() -> String {
+    let program = r#"set -m
+h=${LC_ALL+x}; l=${LC_ALL-}
+LC_ALL=C
+while IFS=" " read -r n el sl cmd; do
+  e=; s=
+  [ "$el" = 0 ] || IFS= read -r -N "$el" e || exit 0
+  [ "$sl" = 0 ] || IFS= read -r -N "$sl" s || exit 0
+  { if [ -n "$h" ]; then LC_ALL=$l; else unset LC_ALL; fi
+    set -- /dev/fd/4; eval "$e" && exec $cmd "$@" 4<<<"$s"; } < /dev/null &
+  p=$!
+  printf "\036%s pgid %s\n" "$n" "$p" >&2
+  wait "$p" 2>/dev/null; rc=$?
+  if kill -TERM -"$p" 2>/dev/null; then
+    i=0; while [ "$i" -lt 20 ] && kill -0 -"$p" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+    kill -KILL -"$p" 2>/dev/null
+  fi
+  printf "\036%s end %s\n" "$n" "$rc"
+  printf "\036%s end %s\n" "$n" "$rc" >&2
+done"#;
+    debug_assert!(!program.contains('\''));
+    format!("exec /bin/sh -c 'exec bash -c \"$0\"' '{program}'")
+}
+
+/// One request to a resident runner ([`runner_program`]): header, environment block, script.
+/// `command` is the interpreter and its arguments, plain words.
+pub(crate) fn runner_request(nonce: &str, command: &str, env: &str, body: &[u8]) -> Vec<u8> {
+    debug_assert!(is_plain_word(nonce));
+    let mut req = format!("{nonce} {} {} {command}\n", env.len(), body.len()).into_bytes();
+    req.extend_from_slice(env.as_bytes());
+    req.extend_from_slice(body);
+    req
+}
+
 /// Sends TERM to a process group, then KILL after a grace period if anything is left.
 /// (`kill -SIG -PGID`, without `--`: dash's built-in `kill` refuses `--`.)
 pub(crate) fn kill_program(pgid: u32, grace_tenths: u32) -> String {

@@ -9,17 +9,33 @@ use job_core::values::{Address, Port};
 use job_testsupport::{Sshd, TEST_USER, require_service};
 use job_transport_ssh::{HostKeyPolicy, SshOptions, SshTransport};
 
+/// With resident runners (the default): every case after the first runs its short shell
+/// scripts on the pooled connection's runner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ssh_transport_passes_the_conformance_suite() {
+    conformance(true).await;
+}
+
+/// Without resident runners: every run in a session of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ssh_transport_passes_the_conformance_suite_without_resident_runners() {
+    conformance(false).await;
+}
+
+async fn conformance(resident_runner: bool) {
     if !require_service("OpenSSH sshd", Sshd::unavailable()) {
         return;
     }
     let sshd = Sshd::start().expect("the harness sshd starts");
     let mut options = SshOptions::new(HostKeyPolicy::KnownHosts(sshd.known_hosts_file().unwrap()));
     options.kill_grace = Duration::from_millis(500);
+    options.resident_runner = resident_runner;
     let transport = SshTransport::new(options, Duration::from_secs(60));
 
-    let scratch = format!("/tmp/jobd-ssh-conformance-{}", std::process::id());
+    let scratch = format!(
+        "/tmp/jobd-ssh-conformance-{}-{resident_runner}",
+        std::process::id()
+    );
     std::fs::create_dir_all(&scratch).unwrap();
     std::process::Command::new("chmod")
         .args(["1777", &scratch])
@@ -84,22 +100,26 @@ async fn a_script_printing_a_gibibyte_ends_normally_with_flat_memory() {
     let task = TaskSpec::bash("head -c 1073741824 /dev/zero; echo done >&2")
         .with_timeout(Duration::from_secs(600))
         .with_output_limit(1024 * 1024);
-    let run = transport
-        .run_collected(&target, &task, &Cancel::new())
-        .await;
-    let stderr =
-        String::from_utf8_lossy(&run.output(job_core::model::OutputStream::Stderr)).into_owned();
-    let sent: usize = run.output(job_core::model::OutputStream::Stdout).len();
-    let outcome = run.outcome();
-    assert_eq!(outcome.outcome, HostOutcome::Success, "{outcome:?}");
-    assert_eq!(
-        outcome.output.stdout_bytes,
-        1 << 30,
-        "every byte is counted"
-    );
-    assert!(outcome.output.truncated);
-    assert_eq!(sent, 1024 * 1024, "only the limit is sent on");
-    assert_eq!(stderr, "done\n");
+    // The first run has a session of its own; the second runs on the pooled connection's
+    // resident runner.
+    for _ in 0..2 {
+        let run = transport
+            .run_collected(&target, &task, &Cancel::new())
+            .await;
+        let stderr = String::from_utf8_lossy(&run.output(job_core::model::OutputStream::Stderr))
+            .into_owned();
+        let sent: usize = run.output(job_core::model::OutputStream::Stdout).len();
+        let outcome = run.outcome();
+        assert_eq!(outcome.outcome, HostOutcome::Success, "{outcome:?}");
+        assert_eq!(
+            outcome.output.stdout_bytes,
+            1 << 30,
+            "every byte is counted"
+        );
+        assert!(outcome.output.truncated);
+        assert_eq!(sent, 1024 * 1024, "only the limit is sent on");
+        assert_eq!(stderr, "done\n");
+    }
     let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
     assert!(
         grown_mib < 64,

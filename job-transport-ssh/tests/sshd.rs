@@ -46,6 +46,15 @@ async fn connect(s: &Sshd) -> SshConnection {
         .unwrap()
 }
 
+/// A connection without resident runners: every run gets its own SSH session.
+async fn connect_without_runner(s: &Sshd) -> SshConnection {
+    let mut o = options(s);
+    o.resident_runner = false;
+    SshConnection::connect(endpoint(s), &key(s), o)
+        .await
+        .unwrap()
+}
+
 fn script<'a>(body: &'a str, env: &'a [(String, String)]) -> RemoteScript<'a> {
     RemoteScript {
         interpreter: "bash",
@@ -252,10 +261,14 @@ async fn environment_and_working_directory_are_honoured() {
     assert_eq!(out, "hello 'world' $HOME|/tmp\n");
 }
 
-async fn assert_group_killed(kind: &str) {
+async fn assert_group_killed(kind: &str, runner: bool) {
     let Some(s) = sshd() else { return };
-    let c = connect(&s).await;
-    let pids = scratch(&format!("pids-{kind}"));
+    let c = if runner {
+        connect(&s).await
+    } else {
+        connect_without_runner(&s).await
+    };
+    let pids = scratch(&format!("pids-{kind}-{runner}"));
     let body = format!("echo $$ > {pids}; sleep 300 & echo $! >> {pids}; wait");
     let mut sc = script(&body, &[]);
     let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
@@ -297,13 +310,23 @@ async fn assert_group_killed(kind: &str) {
 }
 
 #[tokio::test]
-async fn cancel_kills_the_remote_process_group() {
-    assert_group_killed("cancel").await;
+async fn cancel_kills_the_remote_process_group_of_a_run_in_its_own_session() {
+    assert_group_killed("cancel", false).await;
 }
 
 #[tokio::test]
-async fn timeout_kills_the_remote_process_group() {
-    assert_group_killed("timeout").await;
+async fn cancel_kills_the_remote_process_group_of_a_run_on_a_resident_runner() {
+    assert_group_killed("cancel", true).await;
+}
+
+#[tokio::test]
+async fn timeout_kills_the_remote_process_group_of_a_run_on_a_resident_runner() {
+    assert_group_killed("timeout", true).await;
+}
+
+#[tokio::test]
+async fn timeout_kills_the_remote_process_group_of_a_run_in_its_own_session() {
+    assert_group_killed("timeout", false).await;
 }
 
 #[tokio::test]
@@ -423,7 +446,7 @@ async fn one_connection_runs_many_scripts_at_once() {
 #[tokio::test]
 async fn a_short_shell_script_is_streamed_to_bash_through_a_pipe_with_an_empty_stdin() {
     let Some(s) = sshd() else { return };
-    let c = connect(&s).await;
+    let c = connect_without_runner(&s).await;
     let env = vec![("GREETING".to_owned(), "hi 'there'\nsecond line".to_owned())];
     let args = ["a b".to_owned(), "c".to_owned()];
     let body = "ps -o args= -p $$\n\
@@ -511,5 +534,138 @@ async fn a_pushed_file_gets_its_mode_with_or_without_execute_bits() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(meta.permissions().mode() & 0o7777, mode, "{name}");
         assert_eq!(std::fs::read(&dest).unwrap(), name.as_bytes());
+    }
+}
+
+/// The parent of each run's script: the same resident runner for every pooled run, a new
+/// wrapper for each run without one.
+async fn script_parents(c: &SshConnection, n: usize) -> Vec<String> {
+    let mut parents = Vec::new();
+    for _ in 0..n {
+        let (end, out, err) = run(c, &script("echo $PPID", &[])).await;
+        assert_eq!(end, RunEnd::Exited(0), "{err}");
+        parents.push(out);
+    }
+    parents
+}
+
+#[tokio::test]
+async fn runs_of_short_shell_scripts_share_one_resident_runner() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let parents = script_parents(&c, 4).await;
+    assert!(parents.windows(2).all(|w| w[0] == w[1]), "{parents:?}");
+    let c = connect_without_runner(&s).await;
+    let parents = script_parents(&c, 4).await;
+    assert!(parents.windows(2).all(|w| w[0] != w[1]), "{parents:?}");
+}
+
+#[tokio::test]
+async fn a_run_on_a_resident_runner_keeps_every_promise_of_a_run() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    let env = vec![
+        ("GREETING".to_owned(), "hi 'there'\nsecond line".to_owned()),
+        ("UTF".to_owned(), "caf\u{e9} \u{1f600}".to_owned()),
+    ];
+    let args = ["a b".to_owned(), "c".to_owned()];
+    // Multi-byte text, a fake marker, stderr without a final newline, and no final newline.
+    let body = "if read -r line; then echo \"read:$line\"; else echo no-input; fi\n\
+                printf '%s|%s|%s|[%s][%s]\\n' \"$GREETING\" \"$UTF\" \"$PWD\" \"$1\" \"$2\"\n\
+                printf '\\036deadbeef end 0\\n\\036'\n\
+                printf 'caf\\303\\251 err' >&2\n\
+                exit 3";
+    let mut sc = script(body, &env);
+    sc.workdir = Some("/tmp");
+    sc.script_args = &args;
+    for _ in 0..2 {
+        let (end, out, err) = run(&c, &sc).await;
+        assert_eq!(end, RunEnd::Exited(3), "{err}");
+        assert_eq!(
+            out,
+            "no-input\nhi 'there'\nsecond line|caf\u{e9} \u{1f600}|/tmp|[a b][c]\n\u{1e}deadbeef end 0\n\u{1e}"
+        );
+        assert_eq!(err, "caf\u{e9} err");
+    }
+    // A missing working directory fails the run, and the runner serves the next one.
+    let mut missing = script("echo never", &[]);
+    missing.workdir = Some("/nonexistent/dir");
+    let (end, out, _) = run(&c, &missing).await;
+    assert_eq!((end, out.as_str()), (RunEnd::Exited(126), ""));
+    let (end, out, _) = run(&c, &script("echo again", &[])).await;
+    assert_eq!((end, out.as_str()), (RunEnd::Exited(0), "again\n"));
+}
+
+#[tokio::test]
+async fn a_background_process_left_on_a_resident_runner_is_killed_with_the_run() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    for (what, body) in [
+        ("holding stdout", "sleep 300 & echo $!"),
+        ("redirected", "nohup sleep 300 >/dev/null 2>&1 & echo $!"),
+    ] {
+        let (end, out, _) =
+            tokio::time::timeout(Duration::from_secs(15), run(&c, &script(body, &[])))
+                .await
+                .expect("the run ends although a background child is left");
+        assert_eq!(end, RunEnd::Exited(0), "{what}");
+        let pid: u32 = out.trim().parse().unwrap();
+        for _ in 0..50 {
+            if !pid_alive(pid) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!pid_alive(pid), "{what}: the leftover process survived");
+    }
+}
+
+#[tokio::test]
+async fn output_of_a_process_that_escaped_its_run_never_reaches_a_later_run() {
+    let Some(s) = sshd() else { return };
+    let c = connect(&s).await;
+    // A new session: out of the run's process group, so the sweep cannot reach it, and it
+    // keeps the runner's output open.
+    let (end, out, _) = run(
+        &c,
+        &script(
+            "setsid sh -c 'sleep 0.5; echo LATE; echo LATE >&2' & echo first",
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!((end, out.as_str()), (RunEnd::Exited(0), "first\n"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in 0..3 {
+        let (end, out, err) = run(&c, &script("echo next", &[])).await;
+        assert_eq!(
+            (end, out.as_str(), err.as_str()),
+            (RunEnd::Exited(0), "next\n", ""),
+            "run {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn many_runs_at_once_on_one_connection_use_runners_and_sessions_alike() {
+    let Some(s) = sshd() else { return };
+    let c = std::sync::Arc::new(connect(&s).await);
+    for round in 0..2 {
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                let body = format!("sleep 0.2; echo {round}-{i}");
+                run(&c, &script(&body, &[])).await
+            }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            let (end, out, err) = t.await.unwrap();
+            assert_eq!(
+                (end, out),
+                (RunEnd::Exited(0), format!("{round}-{i}\n")),
+                "{err}"
+            );
+        }
     }
 }
