@@ -59,13 +59,14 @@ pub(crate) async fn run(
         ));
     }
 
-    let mut command = Command::new(&task.program);
+    let env = base_env(config);
+    let mut command = Command::new(resolve_program(&task.program, &env, &task.env));
     command
         .args(&task.args)
         .arg(&script.path)
         .args(&task.script_args)
         .env_clear()
-        .envs(base_env(config))
+        .envs(env)
         .envs(&task.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -268,6 +269,47 @@ fn base_env(config: &LocalConfig) -> Vec<(String, std::ffi::OsString)> {
     env
 }
 
+/// `program` as a path: a bare name (`sh`) is looked up in the `PATH` the script gets
+/// (the task's own, else the base environment's), as `execvp` in the child would.
+///
+/// With a bare name and a changed `PATH`, the standard library cannot use `posix_spawn`
+/// and forks the whole control process instead, whose cost grows with its memory: many
+/// runs at once (an agent process serving a thousand hosts) then spend seconds of kernel
+/// time copying and tearing down page tables. A name found nowhere is kept as it is, so the
+/// spawn fails with the same "not found" as before.
+fn resolve_program(
+    program: &str,
+    base: &[(String, std::ffi::OsString)],
+    task_env: &std::collections::BTreeMap<String, String>,
+) -> std::ffi::OsString {
+    if program.is_empty() || program.contains('/') {
+        return program.into();
+    }
+    let path = task_env
+        .get("PATH")
+        .map(std::ffi::OsString::from)
+        .or_else(|| {
+            base.iter()
+                .find(|(name, _)| name == "PATH")
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap_or_else(|| DEFAULT_PATH.into());
+    for dir in std::env::split_paths(&path) {
+        // An empty or relative entry depends on the script's working directory: leave
+        // that lookup to the child.
+        if !dir.is_absolute() {
+            return program.into();
+        }
+        let candidate = dir.join(program);
+        let executable = std::fs::metadata(&candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if executable {
+            return candidate.into_os_string();
+        }
+    }
+    program.into()
+}
+
 async fn check_workdir(dir: &str) -> Result<(), TransportError> {
     let path = dir.to_owned();
     let meta = tokio::task::spawn_blocking(move || std::fs::metadata(path))
@@ -341,5 +383,41 @@ impl ScriptFile {
         if let Ok(Err(e)) = removed {
             tracing::warn!(error = %e, "cannot remove the script's temporary directory");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn path_env(path: &str) -> Vec<(String, std::ffi::OsString)> {
+        vec![("PATH".to_owned(), path.into())]
+    }
+
+    #[test]
+    fn a_bare_program_name_is_found_in_the_scripts_path_and_paths_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let not_executable = dir.path().join("data");
+        std::fs::write(&not_executable, "").unwrap();
+        let base = path_env(&format!("/nonexistent:{}", dir.path().display()));
+        let none = BTreeMap::new();
+
+        assert_eq!(resolve_program("tool", &base, &none), tool.into_os_string());
+        assert_eq!(resolve_program("data", &base, &none), "data");
+        assert_eq!(resolve_program("missing", &base, &none), "missing");
+        assert_eq!(resolve_program("./tool", &base, &none), "./tool");
+        // The task's own PATH wins over the base environment's.
+        let task_env = BTreeMap::from([("PATH".to_owned(), "/nonexistent".to_owned())]);
+        assert_eq!(resolve_program("tool", &base, &task_env), "tool");
+        // A relative entry depends on the script's directory: left to the child.
+        assert_eq!(
+            resolve_program("tool", &path_env("bin:/usr/bin"), &none),
+            "tool"
+        );
     }
 }

@@ -11,6 +11,7 @@ use job_core::model::OutputStream;
 use job_core::status::HostOutcome;
 use job_core::transport::{
     Cancel, CollectedRun, RunOutcome, TaskSpec, Transport, TransportError, TransportEvent,
+    TransportExt,
 };
 use job_transport_nats::{AgentTask, NatsTransport};
 use tokio::sync::mpsc;
@@ -269,4 +270,46 @@ async fn a_nats_restart_mid_run_loses_no_line_through_the_shared_results_feed() 
         .expect("run task");
     assert_eq!(assert_gap_free_stdout(&run), expected_lines(60));
     assert!(run.result.expect("the run completes").is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_takes_new_tasks_after_a_nats_restart_and_runs_each_once() {
+    // The agent's task consumer keeps its state in the server's memory: after a restart
+    // the agent must still receive tasks, and only new ones.
+    let Some(mut rig) = Rig::start("restart-agent").await else {
+        return;
+    };
+    let t = NatsTransport::connect(common::config(&rig.server.url()))
+        .await
+        .expect("control side");
+    let marker = std::path::Path::new(&rig.scratch_dir()).join("runs");
+    let appending = |word: &str| {
+        TaskSpec::bash(format!(
+            "echo {word}; echo {word} >> '{}'",
+            marker.display()
+        ))
+    };
+    let first = t
+        .run_collected(&rig.target(), &appending("before"), &Cancel::new())
+        .await;
+    assert_eq!(first.output(OutputStream::Stdout), b"before\n");
+
+    rig.server.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.server.start_again().expect("restart nats-server");
+    common::wait_online(&t, "restart-agent").await;
+
+    let after = tokio::time::timeout(
+        Duration::from_secs(60),
+        t.run_collected(&rig.target(), &appending("after"), &Cancel::new()),
+    )
+    .await
+    .expect("the task after the restart ends");
+    assert_eq!(after.output(OutputStream::Stdout), b"after\n");
+    let outcome = after.outcome();
+    assert!(outcome.error.is_none(), "{outcome:?}");
+    // The task acknowledged before the restart did not come back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs = std::fs::read_to_string(&marker).expect("marker file");
+    assert_eq!(runs, "before\nafter\n");
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
@@ -33,9 +34,17 @@ pub(super) async fn take_tasks(agent: Arc<Agent>) {
         ack_policy: AckPolicy::Explicit,
         ack_wait: Duration::from_secs(30),
         max_ack_pending: 1024,
+        // The consumer's state (delivered, acknowledged) in the server's memory, not in a
+        // file rewritten on every acknowledgement: with a thousand agents those writes were
+        // the server's main cost. Nothing is lost with it: on a work-queue stream an
+        // acknowledged task is deleted from the (file-stored) stream, so a consumer that a
+        // restarted server no longer has is recreated and delivers exactly the tasks not
+        // yet acknowledged, and the ledger keeps a redelivered one from running twice.
+        memory_storage: true,
         ..Default::default()
     };
     loop {
+        let opened_at = agent.connected_since();
         let messages = match agent
             .jet
             .tasks
@@ -57,10 +66,41 @@ pub(super) async fn take_tasks(agent: Arc<Agent>) {
                 continue;
             }
         };
-        while let Some(next) = messages.next().await {
-            match next {
-                Ok(msg) => take(&agent, msg).await,
-                Err(e) => tracing::debug!(error = %e, "task consumer hiccup"),
+        // A reconnect may mean a restarted server that no longer has the consumer (its
+        // state is in memory): then reopen it at once rather than wait for missed
+        // heartbeats. A consumer that is still there is kept, so tasks it already
+        // delivered are not left waiting for their acknowledgement timeout.
+        let mut seen_connect = opened_at;
+        let mut check = tokio::time::interval(Duration::from_millis(500));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                next = messages.next() => match next {
+                    Some(Ok(msg)) => take(&agent, msg).await,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "task consumer disrupted; reopening it");
+                        break;
+                    }
+                    None => break,
+                },
+                _ = check.tick() => {
+                    let connected = agent.connected_since();
+                    if connected == seen_connect {
+                        continue;
+                    }
+                    match agent.jet.tasks.consumer_info(ns.agent_consumer(id)).await {
+                        Ok(_) => seen_connect = connected,
+                        Err(e) if matches!(
+                            e.kind(),
+                            ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound
+                        ) => {
+                            tracing::debug!("task consumer gone after a reconnect; reopening it");
+                            break;
+                        }
+                        // Not answered yet (the server is starting): ask again next tick.
+                        Err(e) => tracing::debug!(error = %e, "task consumer not checked yet"),
+                    }
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
