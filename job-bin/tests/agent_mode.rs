@@ -185,3 +185,92 @@ async fn a_quick_execute_on_an_agent_target_runs_through_jobd_agent() {
     assert_eq!(listed["items"][0]["agent"]["online"], false, "{listed:#}");
     server.stop(Duration::from_secs(30));
 }
+
+/// The stdout of execution `id`, as stored.
+async fn stored_stdout(session: &Session, id: &str) -> String {
+    let (status, output) = session
+        .get(&format!("/api/v1/executions/{id}/output"))
+        .await;
+    assert_eq!(status, 200, "{output}");
+    output["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["stream"] == "stdout")
+        .map(|c| c["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobd_killed_mid_run_re_follows_the_agent_run_and_loses_no_line() {
+    if !require_service("nats-server", NatsServer::available()) {
+        return;
+    }
+    let nats = NatsServer::start().expect("nats-server");
+    let (dir, data) = common::data_dir();
+    let mut agent_cmd = jobd(&dir.path().join("agent-data"));
+    agent_cmd
+        .arg("agent")
+        .env("JOBD_NATS_URL", nats.url())
+        .env("JOBD_AGENT_ID", "agent-crash")
+        .env("JOBD_AGENT_WORK_DIR", dir.path().join("agent-work"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _agent = Agent(agent_cmd.spawn().expect("start jobd agent"));
+    let url = nats.url();
+    let env = [
+        ("JOBD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("JOBD_NATS_URL", &url),
+    ];
+    let mut server = Jobd::start_with(&data, &env);
+    let admin = Session::login(&server.base, "admin", ADMIN_PASSWORD).await;
+    let (status, target) = admin
+        .post(
+            "/api/v1/targets",
+            &json!({"name": "agent-box", "address": "127.0.0.1", "mode": "agent",
+                    "agent_id": "agent-crash"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{target}");
+    let target_id = target["id"].as_str().unwrap().to_owned();
+    // Until the agent has registered, runs fail fast as offline.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let id = admin.quick(&[&target_id], "true").await;
+        let e = admin.wait_final(&id, Duration::from_secs(60)).await;
+        if e["status"] == "success" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never came online: {e:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // 40 lines over about 4 s; jobd is killed once some are stored.
+    let script = "for i in $(seq 1 40); do echo line-$i; sleep 0.1; done; echo done >&2";
+    let id = admin.quick(&[&target_id], script).await;
+    let until = Instant::now() + Duration::from_secs(30);
+    while !stored_stdout(&admin, &id).await.contains("line-5\n") {
+        assert!(Instant::now() < until, "no output was stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = stored_stdout(&admin, &id).await;
+    server.kill9();
+    assert!(
+        !before.contains("line-40"),
+        "the run was over before jobd was killed: the test proves nothing"
+    );
+
+    // The same node comes back; the agent ran on meanwhile.
+    let mut server = Jobd::start_with(&data, &env);
+    let admin = Session::login(&server.base, "admin", ADMIN_PASSWORD).await;
+    let e = admin.wait_final(&id, Duration::from_secs(60)).await;
+    assert_eq!(e["status"], "success", "{e:#}");
+    assert_eq!(host(&e)["exit_code"], 0, "{e:#}");
+    let expected: String = (1..=40).map(|i| format!("line-{i}\n")).collect();
+    assert_eq!(stored_stdout(&admin, &id).await, expected, "{e:#}");
+    server.stop(Duration::from_secs(30));
+}

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::time::Duration;
 
 use common::{Rig, RunningAgent};
@@ -312,4 +313,143 @@ async fn an_agent_takes_new_tasks_after_a_nats_restart_and_runs_each_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let runs = std::fs::read_to_string(&marker).expect("marker file");
     assert_eq!(runs, "before\nafter\n");
+}
+
+/// Runs `task` through [`Transport::run`] on a background task, collecting stdout lines
+/// into `progress`.
+fn run_in_background(
+    t: NatsTransport,
+    target: job_core::transport::HostTarget,
+    task: TaskSpec,
+    progress: tokio::sync::watch::Sender<usize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (tx, mut rx) = mpsc::channel(64);
+        let count = async move {
+            let mut lines = 0;
+            while let Some(e) = rx.recv().await {
+                if let TransportEvent::Output { data, .. } = &e {
+                    lines += data.iter().filter(|b| **b == b'\n').count();
+                    progress.send_replace(lines);
+                }
+            }
+        };
+        let cancel = Cancel::new();
+        let _ = tokio::join!(t.run(&target, &task, tx, &cancel), count);
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_resumed_by_its_key_on_a_new_control_side_replays_every_line_once() {
+    let Some(rig) = Rig::start("resumed-agent").await else {
+        return;
+    };
+    let task = counting(40).with_run_key("exec-1234-0");
+    let first = common::transport(&rig.server.url()).await;
+    let (progress_tx, mut progress) = tokio::sync::watch::channel(0);
+    let running = run_in_background(first.clone(), rig.target(), task.clone(), progress_tx);
+    wait_lines(&mut progress, 5).await;
+    // The control side goes away mid-run: nothing of it is left.
+    running.abort();
+    let _ = running.await;
+    drop(first);
+
+    let second = common::transport(&rig.server.url()).await;
+    let target = rig.target();
+    let (tx, rx) = mpsc::channel(64);
+    let cancel = Cancel::new();
+    let (result, events) = tokio::join!(second.resume(&target, &task, tx, &cancel), collect(rx));
+    let run = CollectedRun { result, events };
+    assert_eq!(assert_gap_free_stdout(&run), expected_lines(40));
+    let outcome = run.result.expect("the run completes");
+    assert!(outcome.is_success(), "{outcome:?}");
+    // The script ran once: the agent's ledger knows this one task only, and it is done
+    // (the agent marks it done just after its result is stored: wait for that).
+    let ledger = || -> Vec<String> {
+        std::fs::read_dir(rig.work_dir().join("tasks"))
+            .expect("the ledger")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let mut names = ledger();
+    while !names.iter().any(|n| n.ends_with(".done")) && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        names = ledger();
+    }
+    let mut ids: Vec<&str> = names.iter().filter_map(|n| n.split('.').next()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".done")), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_can_be_cancelled_and_a_key_never_started_gives_up() {
+    let Some(rig) = Rig::start("resumed-cancel-agent").await else {
+        return;
+    };
+    let task = counting(2000).with_run_key("exec-5678-0");
+    let first = common::transport(&rig.server.url()).await;
+    let (progress_tx, mut progress) = tokio::sync::watch::channel(0);
+    let running = run_in_background(first.clone(), rig.target(), task.clone(), progress_tx);
+    wait_lines(&mut progress, 3).await;
+    running.abort();
+    let _ = running.await;
+
+    let second = common::transport(&rig.server.url()).await;
+    let target = rig.target();
+    let (tx, rx) = mpsc::channel(64);
+    let cancel = Cancel::new();
+    let stopper = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cancel.cancel();
+        })
+    };
+    let (result, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures_join(second.resume(&target, &task, tx, &cancel), collect(rx)),
+    )
+    .await
+    .expect("a cancelled resume ends");
+    stopper.await.unwrap();
+    let outcome = result.expect("the run ends");
+    assert_eq!(outcome.outcome, HostOutcome::Cancelled, "{outcome:?}");
+
+    // A key that was never started: no result ever comes; the follower gives up after the
+    // time left and says so, without running anything.
+    let never = counting(1)
+        .with_run_key("exec-never-0")
+        .with_timeout(Duration::from_secs(1));
+    let (tx, rx) = mpsc::channel(64);
+    let (result, events) = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_join(
+            second.resume(&target, &never, tx, &Cancel::new()),
+            collect(rx),
+        ),
+    )
+    .await
+    .expect("the follower gives up");
+    assert!(events.is_empty(), "{events:?}");
+    match result {
+        Err(TransportError::Failed { reason, .. }) => {
+            assert!(reason.contains("no result"), "{reason}");
+        }
+        other => panic!("expected no result: {other:?}"),
+    }
+}
+
+async fn collect(mut rx: mpsc::Receiver<TransportEvent>) -> Vec<TransportEvent> {
+    let mut events = Vec::new();
+    while let Some(e) = rx.recv().await {
+        events.push(e);
+    }
+    events
+}
+
+async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    tokio::join!(a, b)
 }

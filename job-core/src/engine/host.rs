@@ -99,8 +99,32 @@ impl Shared {
     }
 }
 
+/// How a host task begins.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HostStart {
+    /// A host that has not started: run the task.
+    Fresh,
+    /// A host that a control node which stopped was running: re-attach to its run through
+    /// [`crate::transport::Transport::resume`], skipping the output already stored (bytes
+    /// of each stream), with `time_left` of its timeout.
+    Resume {
+        stdout: u64,
+        stderr: u64,
+        time_left: std::time::Duration,
+    },
+}
+
+/// The error recorded on a running host whose control node stopped, when its transport
+/// cannot re-attach to the run.
+pub(crate) const LOST: &str = "interrupted: the control node running this host stopped";
+
 /// Runs one host: waits for capacity, connects, runs the task, records the result.
-pub(crate) async fn run_host(shared: std::sync::Arc<Shared>, index: u32, target: TargetSnapshot) {
+pub(crate) async fn run_host(
+    shared: std::sync::Arc<Shared>,
+    index: u32,
+    target: TargetSnapshot,
+    start: HostStart,
+) {
     let cancel = shared.cancel.clone();
     let _mine = tokio::select! {
         p = shared.per_execution.acquire() => match p { Ok(p) => p, Err(_) => return },
@@ -110,15 +134,22 @@ pub(crate) async fn run_host(shared: std::sync::Arc<Shared>, index: u32, target:
         p = shared.inner.global.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
         () = cancel.cancelled() => return,
     };
-    if cancel.is_cancelled() || shared.apply(Event::HostStarted { host: index }).is_err() {
+    if cancel.is_cancelled() {
         return;
     }
-    let started = shared.inner.clock.now();
-    shared
-        .writer
-        .send(Write::Host(HostRunUpdate::started(index, started)))
-        .await;
+    if let HostStart::Fresh = start {
+        if shared.apply(Event::HostStarted { host: index }).is_err() {
+            return;
+        }
+        let started = shared.inner.clock.now();
+        shared
+            .writer
+            .send(Write::Host(HostRunUpdate::started(index, started)))
+            .await;
+    }
 
+    // Set when a resumed host's transport cannot re-attach: the run is lost to us.
+    let mut lost = false;
     let outcome = match &shared.task {
         Err(reason) => RunOutcome::from_error(TransportError::unsupported(reason.clone())),
         Ok(task) => match shared
@@ -129,12 +160,46 @@ pub(crate) async fn run_host(shared: std::sync::Arc<Shared>, index: u32, target:
         {
             Err(e) => RunOutcome::from_error(e),
             Ok((transport, host)) => {
+                let mut task = task
+                    .clone()
+                    .with_run_key(format!("{}-{index}", shared.execution.id));
+                let (mut skip_out, mut skip_err) = match start {
+                    HostStart::Fresh => (0, 0),
+                    HostStart::Resume {
+                        stdout,
+                        stderr,
+                        time_left,
+                    } => {
+                        task.timeout = time_left;
+                        (stdout, stderr)
+                    }
+                };
                 let (tx, mut rx) = mpsc::channel::<TransportEvent>(64);
                 let writer = shared.writer.clone();
                 let clock = shared.inner.clock.clone();
                 let forward = async move {
                     while let Some(event) = rx.recv().await {
-                        if let TransportEvent::Output { stream, data, .. } = event {
+                        if let TransportEvent::Output {
+                            stream, mut data, ..
+                        } = event
+                        {
+                            // A resumed run replays its output from the start: what is
+                            // stored already is not stored twice.
+                            let mut never = 0u64;
+                            let skip = match stream {
+                                crate::model::OutputStream::Stdout => &mut skip_out,
+                                crate::model::OutputStream::Stderr => &mut skip_err,
+                                crate::model::OutputStream::System => &mut never,
+                            };
+                            let len = data.len() as u64;
+                            if *skip >= len {
+                                *skip -= len;
+                                continue;
+                            }
+                            if *skip > 0 {
+                                data = data.split_off(*skip as usize);
+                                *skip = 0;
+                            }
                             let ts = clock.now();
                             writer
                                 .send(Write::Output(NewOutput {
@@ -147,8 +212,22 @@ pub(crate) async fn run_host(shared: std::sync::Arc<Shared>, index: u32, target:
                         }
                     }
                 };
-                let (result, ()) = tokio::join!(transport.run(&host, task, tx, &cancel), forward);
-                result.unwrap_or_else(RunOutcome::from_error)
+                let run = async {
+                    match start {
+                        HostStart::Fresh => transport.run(&host, &task, tx, &cancel).await,
+                        HostStart::Resume { .. } => {
+                            transport.resume(&host, &task, tx, &cancel).await
+                        }
+                    }
+                };
+                let (result, ()) = tokio::join!(run, forward);
+                match (start, result) {
+                    (HostStart::Resume { .. }, Err(TransportError::Unsupported { .. })) => {
+                        lost = true;
+                        RunOutcome::from_error(TransportError::unsupported(LOST))
+                    }
+                    (_, result) => result.unwrap_or_else(RunOutcome::from_error),
+                }
             }
         },
     };
@@ -175,6 +254,8 @@ pub(crate) async fn run_host(shared: std::sync::Arc<Shared>, index: u32, target:
         let mut u = HostRunUpdate::finished(index, status, outcome.exit_code, finished);
         u.error = if interrupted {
             Some(INTERRUPTED.to_owned())
+        } else if lost {
+            Some(LOST.to_owned())
         } else {
             outcome
                 .error

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 
-use super::host::{INTERRUPTED, Shared, run_host};
+use super::host::{HostStart, INTERRUPTED, Shared, run_host};
 use super::writer::Writer;
 use super::{Inner, chrono_duration, outbox::final_outbox, task::task_spec};
 use crate::bus::LiveEvent;
 use crate::ids::ExecutionId;
 use crate::model::{Execution, RollingMode, TargetSnapshot};
 use crate::status::{Event, ExecutionMachine, ExecutionStatus, HostOutcome, HostStatus};
-use crate::store::{ClaimedExecution, HostRunUpdate, Lease, StoreExt, TeamScope, Transition};
+use crate::store::{ClaimedExecution, Lease, StoreExt, TeamScope, Transition};
 use crate::transport::Cancel;
 use crate::{Error, Result};
 
@@ -38,25 +38,33 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
     }
     // Follow the bus first, so a cancel published from now on is not missed.
     let mut live = inner.bus.subscribe(id).await;
-    let mut hosts = inner.store.all_host_runs(&TeamScope::All, id).await?;
+    let hosts = inner.store.all_host_runs(&TeamScope::All, id).await?;
     let now = inner.clock.now();
 
-    if claimed.taken_over {
-        // The node that ran these hosts is gone; what they did is unknown. Say so.
-        let lost: Vec<HostRunUpdate> = hosts
+    // Hosts a control node that stopped was running: their transport is asked to re-attach
+    // (agents run on without us); where it cannot, they are recorded as interrupted.
+    let resumed: Vec<(u32, HostStart)> = if claimed.taken_over {
+        hosts
             .iter()
             .filter(|h| h.status == HostStatus::Running)
             .map(|h| {
-                let mut u = HostRunUpdate::finished(h.index, HostStatus::Failed, None, now);
-                u.error = Some("interrupted: the control node running this host stopped".into());
-                u
+                let ends =
+                    h.started_at.unwrap_or(now) + chrono_duration(execution.timeout.as_duration());
+                let time_left = (ends - now)
+                    .to_std()
+                    .unwrap_or_default()
+                    .max(std::time::Duration::from_secs(1));
+                let start = HostStart::Resume {
+                    stdout: h.stdout_bytes,
+                    stderr: h.stderr_bytes,
+                    time_left,
+                };
+                (h.index, start)
             })
-            .collect();
-        if !lost.is_empty() {
-            inner.store.update_host_runs(id, &lost).await?;
-            hosts = inner.store.all_host_runs(&TeamScope::All, id).await?;
-        }
-    }
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let deadline = inner.cancel_deadline(&execution);
     let statuses: Vec<HostStatus> = hosts.iter().map(|h| h.status).collect();
@@ -128,6 +136,11 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
             )
             .await;
     } else {
+        for (index, start) in resumed {
+            if let Some(target) = targets.get(index as usize) {
+                tasks.spawn(run_host(shared.clone(), index, target.clone(), start));
+            }
+        }
         batch = start_batch(&shared, &targets, &mut tasks);
     }
 
@@ -309,7 +322,12 @@ fn start_batch(
         if statuses.get(i as usize) == Some(&HostStatus::Pending)
             && let Some(target) = targets.get(i as usize)
         {
-            tasks.spawn(run_host(shared.clone(), i, target.clone()));
+            tasks.spawn(run_host(
+                shared.clone(),
+                i,
+                target.clone(),
+                HostStart::Fresh,
+            ));
         }
     }
     Some(range)

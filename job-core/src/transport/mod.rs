@@ -98,6 +98,29 @@ pub trait Transport: std::fmt::Debug + Send + Sync {
         cancel: &Cancel,
     ) -> Result<PushOutcome, TransportError>;
 
+    /// Re-attaches to a run of `task` (named by its [`TaskSpec::run_key`]) that a control
+    /// node which stopped had started on `target`, and follows it to its end as
+    /// [`Transport::run`] would: its events from the first one (the caller skips what it
+    /// already has), then its outcome. It never starts the script a second time.
+    ///
+    /// Only a transport whose runs go on without the control node can do this (the agent
+    /// transport: the agent runs on and keeps its results in the message bus); the
+    /// default answers [`TransportError::Unsupported`], and the engine then records the
+    /// host as interrupted. `task.timeout` is the time left of the run's own timeout.
+    async fn resume(
+        &self,
+        target: &HostTarget,
+        task: &TaskSpec,
+        events: EventSender,
+        cancel: &Cancel,
+    ) -> Result<RunOutcome, TransportError> {
+        let _ = (target, task, events, cancel);
+        Err(TransportError::unsupported(format!(
+            "the {} transport cannot re-attach to a run another control node started",
+            self.kind()
+        )))
+    }
+
     /// Reads one file from `target`, refusing files larger than the spec's limit.
     async fn pull(
         &self,

@@ -118,6 +118,12 @@ pub struct TaskSpec {
     /// At most this many bytes of each stream are sent as events; the rest is read and
     /// counted, not sent. `None`: everything is sent.
     pub output_limit: Option<u64>,
+    /// A stable name for this one run of the task on this one target, given by the caller
+    /// (the engine uses `<execution id>-<host index>`): a transport whose runs outlive the
+    /// control node (the agent transport) names the run by it, so that
+    /// [`super::Transport::resume`] can find it again after a restart. Letters, digits and
+    /// `-` only. `None`: the transport picks a name of its own.
+    pub run_key: Option<String>,
 }
 
 impl TaskSpec {
@@ -134,7 +140,14 @@ impl TaskSpec {
             workdir: None,
             timeout: TimeoutSecs::DEFAULT.as_duration(),
             output_limit: None,
+            run_key: None,
         }
+    }
+
+    /// The same task with the run key `key` (see [`TaskSpec::run_key`]).
+    pub fn with_run_key(mut self, key: impl Into<String>) -> Self {
+        self.run_key = Some(key.into());
+        self
     }
 
     /// A bash script.
@@ -280,6 +293,7 @@ impl fmt::Debug for TaskSpec {
             .field("workdir", &self.workdir)
             .field("timeout", &self.timeout)
             .field("output_limit", &self.output_limit)
+            .field("run_key", &self.run_key)
             .finish()
     }
 }

@@ -377,6 +377,30 @@ fn offline_reason(status: &AgentStatus) -> String {
     )
 }
 
+/// The agent task id for a caller's run key: a UUID (what agents accept as a task id, and
+/// name their ledger files by) derived from the key's sha256, so the same key always names
+/// the same task. Keys of 1–128 letters, digits, `-` or `_` are taken.
+fn task_id_of(key: &str) -> Result<String, TransportError> {
+    use sha2::{Digest, Sha256};
+    let plain = !key.is_empty()
+        && key.len() <= 128
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plain {
+        return Err(TransportError::invalid(
+            "run_key",
+            "must be 1–128 letters, digits, `-` or `_`",
+        ));
+    }
+    let digest = Sha256::digest(format!("jobd-run-key:{key}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string())
+}
+
 fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -404,7 +428,10 @@ impl Transport for NatsTransport {
         }
         // Registered with the shared feed before the task is published, so none of its
         // results can pass by unrouted.
-        let task_id = uuid::Uuid::now_v7().to_string();
+        let task_id = match &task.run_key {
+            Some(key) => task_id_of(key)?,
+            None => uuid::Uuid::now_v7().to_string(),
+        };
         let queue = self.feed.register(&task_id);
         let result = match self.start_as(target, task, &task_id).await {
             Ok(started) => follow::follow(self, &started, queue, events, cancel).await,
@@ -412,6 +439,37 @@ impl Transport for NatsTransport {
         };
         self.feed.forget(&task_id);
         result
+    }
+
+    /// Follows the agent task named by `task.run_key` from its first result, without
+    /// publishing anything: the agent ran it on while no control node listened, and its
+    /// results wait in the results stream. A task that was never published (the control
+    /// node stopped in between) has no results; the follower then gives up once the time
+    /// left (`task.timeout`) and the result grace have passed, or at once when the agent is
+    /// lost.
+    async fn resume(
+        &self,
+        target: &HostTarget,
+        task: &TaskSpec,
+        events: EventSender,
+        cancel: &Cancel,
+    ) -> Result<RunOutcome, TransportError> {
+        let agent = self.agent_of(target)?;
+        let Some(key) = &task.run_key else {
+            return Err(TransportError::invalid(
+                "run_key",
+                "a run can only be resumed by the key it was started with",
+            ));
+        };
+        let started = AgentTask {
+            task_id: task_id_of(key)?,
+            agent_id: agent.to_string(),
+            deadline: Utc::now() + to_chrono(task.timeout),
+        };
+        // Its own consumer from the task's first result, not the shared feed: the feed
+        // routes only what arrives from now on, and the results published while no control
+        // node listened are the ones that matter here.
+        follow::follow(self, &started, None, events, cancel).await
     }
 
     async fn push(
