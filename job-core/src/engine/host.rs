@@ -126,15 +126,25 @@ pub(crate) async fn run_host(
     start: HostStart,
 ) {
     let cancel = shared.cancel.clone();
+    // A resumed host goes on even when the execution is being cancelled: its run is still
+    // going on the target, and only the transport can carry the cancel there.
+    let resuming = matches!(start, HostStart::Resume { .. });
+    let stop = async {
+        if resuming {
+            std::future::pending::<()>().await;
+        }
+        cancel.cancelled().await;
+    };
+    tokio::pin!(stop);
     let _mine = tokio::select! {
         p = shared.per_execution.acquire() => match p { Ok(p) => p, Err(_) => return },
-        () = cancel.cancelled() => return,
+        () = &mut stop => return,
     };
     let _global = tokio::select! {
         p = shared.inner.global.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        () = cancel.cancelled() => return,
+        () = &mut stop => return,
     };
-    if cancel.is_cancelled() {
+    if cancel.is_cancelled() && !resuming {
         return;
     }
     if let HostStart::Fresh = start {

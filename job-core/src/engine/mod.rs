@@ -183,8 +183,10 @@ impl Engine {
     /// Releases the leases this node's id still holds on unfinished executions, so the next
     /// claim takes them over at once instead of after their lease expires. A node that
     /// restarts under the same `node_id` after a crash (kill -9, power loss) thereby
-    /// recovers its executions: hosts it was running are recorded `failed` ("interrupted:
-    /// the control node running this host stopped"), the others run. [`Engine::run`] and
+    /// recovers its executions: hosts it was running are re-attached through
+    /// [`crate::transport::Transport::resume`] (agent runs go on), or, where the transport
+    /// cannot, recorded `failed` ("interrupted: the control node running this host
+    /// stopped"); the others run. [`Engine::run`] and
     /// [`Engine::run_with_grace`] call it first; call it yourself only when you drive
     /// [`Engine::claim`] directly. Returns how many executions were released.
     ///

@@ -126,6 +126,13 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
     // started are cancelled now, and nothing new starts.
     let mut cancel_seen = shared.status() == ExecutionStatus::Cancelling;
     let mut batch = None;
+    // Taken-over hosts are re-attached either way: when cancelling, the resumed run carries
+    // the cancel to where the script still runs.
+    for (index, start) in resumed {
+        if let Some(target) = targets.get(index as usize) {
+            tasks.spawn(run_host(shared.clone(), index, target.clone(), start));
+        }
+    }
     if cancel_seen {
         shared.cancel.cancel();
         shared
@@ -136,11 +143,6 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
             )
             .await;
     } else {
-        for (index, start) in resumed {
-            if let Some(target) = targets.get(index as usize) {
-                tasks.spawn(run_host(shared.clone(), index, target.clone(), start));
-            }
-        }
         batch = start_batch(&shared, &targets, &mut tasks);
     }
 

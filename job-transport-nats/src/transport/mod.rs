@@ -494,3 +494,32 @@ impl Transport for NatsTransport {
         files::pull(self, &agent, file, cancel).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_key_always_names_the_same_agent_task_and_another_key_another() {
+        let a = task_id_of("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b-0").unwrap();
+        assert_eq!(
+            a,
+            task_id_of("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b-0").unwrap()
+        );
+        assert_ne!(
+            a,
+            task_id_of("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b-1").unwrap()
+        );
+        assert!(uuid::Uuid::parse_str(&a).is_ok(), "{a}");
+    }
+
+    #[test]
+    fn a_run_key_that_is_empty_too_long_or_not_plain_is_refused_naming_the_field() {
+        for key in ["", "a.b", "a b", "a*", "é", &"k".repeat(129)] {
+            match task_id_of(key) {
+                Err(TransportError::Invalid { field, .. }) => assert_eq!(field, "run_key"),
+                other => panic!("{key:?}: {other:?}"),
+            }
+        }
+    }
+}
