@@ -22,6 +22,9 @@
 // A benchmark's output is its product; its setup may panic.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -33,17 +36,14 @@ use chrono::Utc;
 use job_core::bus::InProcessBus;
 use job_core::clock::SystemClock;
 use job_core::engine::{Engine, EngineConfig, HostConnector};
-use job_core::ids::{ExecutionId, TargetId, TeamId};
-use job_core::model::{
-    ActorKind, Execution, ExecutorSnapshot, HostRun, JobType, Os, OutputStream, ScriptLanguage,
-    TargetSnapshot, TaskSnapshot, Team, TriggerSource,
-};
-use job_core::status::{ExecutionStatus, HostCounters, HostStatus};
+use job_core::ids::TeamId;
+use job_core::model::{Execution, HostRun, Os, OutputStream, TargetSnapshot, Team};
+use job_core::status::{ExecutionStatus, HostStatus};
 use job_core::store::{PageRequest, Store, TeamScope};
 use job_core::transport::{
     Cancel, HostAccess, HostTarget, TaskSpec, Transport, TransportError, TransportExt,
 };
-use job_core::values::{Address, Description, Name, TimeoutSecs};
+use job_core::values::{Description, Name};
 use job_store_sqlite::SqliteStore;
 use job_testsupport::NatsServer;
 use job_transport_local::LocalTransport;
@@ -195,59 +195,9 @@ impl HostConnector for AgentConnector {
 }
 
 fn execution(team: TeamId, n: usize) -> (Execution, Vec<HostRun>) {
-    let id = ExecutionId::new();
-    let e = Execution {
-        id,
-        team_id: team,
-        name: Name::parse("name", "agents").unwrap(),
-        job_type: JobType::Script,
-        trigger_source: TriggerSource::Manual,
-        executor: ExecutorSnapshot {
-            actor: ActorKind::Scheduler,
-            label: "bench".into(),
-        },
-        task: TaskSnapshot::Script {
-            language: ScriptLanguage::Shell,
-            rendered: "echo hello".into(),
-            script_version_id: None,
-            params: Default::default(),
-        },
-        timeout: TimeoutSecs::new("timeout", 300).unwrap(),
-        status: ExecutionStatus::Pending,
-        counters: HostCounters::all_pending(n as u32),
-        callback_url: None,
-        re_executed_from: None,
-        cron_job_id: None,
-        confirmation: None,
-        created_at: Utc::now(),
-        started_at: None,
-        finished_at: None,
-        cancel_requested_at: None,
-        rolling: None,
-        paused_at: None,
-    };
-    let hosts = (0..n)
-        .map(|i| HostRun {
-            execution_id: id,
-            index: i as u32,
-            target: TargetSnapshot {
-                target_id: TargetId::new(),
-                name: Name::parse("name", &format!("agent-{i}")).unwrap(),
-                address: Address::parse("address", &agent_id(i)).unwrap(),
-                os: Os::Linux,
-                mode: "agent".into(),
-            },
-            status: HostStatus::Pending,
-            exit_code: None,
-            error: None,
-            started_at: None,
-            finished_at: None,
-            stdout_bytes: 0,
-            stderr_bytes: 0,
-            output_truncated: false,
-        })
-        .collect();
-    (e, hosts)
+    common::pending_execution(team, "agents", "echo hello", n, "agent", |i| {
+        (format!("agent-{i}"), agent_id(i))
+    })
 }
 
 /// One execution of `n` agent-mode hosts through the engine: seconds from create to final,

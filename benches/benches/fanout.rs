@@ -16,6 +16,9 @@
 // A benchmark's output is its product.
 #![allow(clippy::print_stdout)]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -26,17 +29,14 @@ use chrono::Utc;
 use job_core::bus::InProcessBus;
 use job_core::clock::SystemClock;
 use job_core::engine::{Engine, EngineConfig, HostConnector};
-use job_core::ids::{ExecutionId, TargetId, TeamId};
-use job_core::model::{
-    ActorKind, CredentialSecret, Execution, ExecutorSnapshot, HostRun, JobType, Os, ScriptLanguage,
-    TargetSnapshot, TaskSnapshot, Team, TriggerSource,
-};
-use job_core::status::{ExecutionStatus, HostCounters, HostStatus};
+use job_core::ids::TeamId;
+use job_core::model::{CredentialSecret, Execution, HostRun, Os, TargetSnapshot, Team};
+use job_core::status::{ExecutionStatus, HostStatus};
 use job_core::store::Store;
 use job_core::transport::{
     Cancel, HostAccess, HostTarget, PushSource, PushSpec, SshAccess, Transport, TransportError,
 };
-use job_core::values::{Address, Description, Name, Port, TimeoutSecs};
+use job_core::values::{Address, Description, Name, Port};
 use job_store_sqlite::SqliteStore;
 use job_testsupport::{Sshd, TEST_USER};
 use job_transport_ssh::{HostKeyPolicy, SshOptions, SshTransport};
@@ -168,59 +168,9 @@ fn target(address: Address, port: Port, key: &str) -> HostTarget {
 }
 
 fn execution(team: TeamId, n: usize) -> (Execution, Vec<HostRun>) {
-    let id = ExecutionId::new();
-    let e = Execution {
-        id,
-        team_id: team,
-        name: Name::parse("name", "fanout").unwrap(),
-        job_type: JobType::Script,
-        trigger_source: TriggerSource::Manual,
-        executor: ExecutorSnapshot {
-            actor: ActorKind::Scheduler,
-            label: "bench".into(),
-        },
-        task: TaskSnapshot::Script {
-            language: ScriptLanguage::Shell,
-            rendered: "echo hi".into(),
-            script_version_id: None,
-            params: Default::default(),
-        },
-        timeout: TimeoutSecs::new("timeout", 300).unwrap(),
-        status: ExecutionStatus::Pending,
-        counters: HostCounters::all_pending(n as u32),
-        callback_url: None,
-        re_executed_from: None,
-        cron_job_id: None,
-        confirmation: None,
-        created_at: Utc::now(),
-        started_at: None,
-        finished_at: None,
-        cancel_requested_at: None,
-        rolling: None,
-        paused_at: None,
-    };
-    let hosts = (0..n)
-        .map(|i| HostRun {
-            execution_id: id,
-            index: i as u32,
-            target: TargetSnapshot {
-                target_id: TargetId::new(),
-                name: Name::parse("name", &format!("h{i}")).unwrap(),
-                address: Address::parse("address", &address(i)).unwrap(),
-                os: Os::Linux,
-                mode: "agentless".into(),
-            },
-            status: HostStatus::Pending,
-            exit_code: None,
-            error: None,
-            started_at: None,
-            finished_at: None,
-            stdout_bytes: 0,
-            stderr_bytes: 0,
-            output_truncated: false,
-        })
-        .collect();
-    (e, hosts)
+    common::pending_execution(team, "fanout", "echo hi", n, "agentless", |i| {
+        (format!("h{i}"), address(i))
+    })
 }
 
 /// Runs one execution of `n` hosts through the engine; returns seconds from create to final.

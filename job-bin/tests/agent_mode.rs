@@ -22,6 +22,19 @@ impl Drop for Agent {
     }
 }
 
+/// Starts `jobd agent` as `id` against NATS at `url`, its data and work directories in `dir`.
+fn start_agent(dir: &std::path::Path, url: &str, id: &str) -> Agent {
+    let mut cmd = jobd(&dir.join("agent-data"));
+    cmd.arg("agent")
+        .env("JOBD_NATS_URL", url)
+        .env("JOBD_AGENT_ID", id)
+        .env("JOBD_AGENT_WORK_DIR", dir.join("agent-work"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Agent(cmd.spawn().expect("start jobd agent"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quick_execute_on_an_agent_target_runs_through_jobd_agent() {
     if !require_service("nats-server", NatsServer::available()) {
@@ -30,16 +43,7 @@ async fn a_quick_execute_on_an_agent_target_runs_through_jobd_agent() {
     let nats = NatsServer::start().expect("nats-server");
     let (dir, data) = common::data_dir();
 
-    let mut agent_cmd = jobd(&dir.path().join("agent-data"));
-    agent_cmd
-        .arg("agent")
-        .env("JOBD_NATS_URL", nats.url())
-        .env("JOBD_AGENT_ID", "agent-e2e")
-        .env("JOBD_AGENT_WORK_DIR", dir.path().join("agent-work"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut agent = Agent(agent_cmd.spawn().expect("start jobd agent"));
+    let mut agent = start_agent(dir.path(), &nats.url(), "agent-e2e");
 
     let mut server = Jobd::start_with(
         &data,
@@ -208,16 +212,7 @@ async fn jobd_killed_mid_run_re_follows_the_agent_run_and_loses_no_line() {
     }
     let nats = NatsServer::start().expect("nats-server");
     let (dir, data) = common::data_dir();
-    let mut agent_cmd = jobd(&dir.path().join("agent-data"));
-    agent_cmd
-        .arg("agent")
-        .env("JOBD_NATS_URL", nats.url())
-        .env("JOBD_AGENT_ID", "agent-crash")
-        .env("JOBD_AGENT_WORK_DIR", dir.path().join("agent-work"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _agent = Agent(agent_cmd.spawn().expect("start jobd agent"));
+    let _agent = start_agent(dir.path(), &nats.url(), "agent-crash");
     let url = nats.url();
     let env = [
         ("JOBD_ADMIN_PASSWORD", ADMIN_PASSWORD),

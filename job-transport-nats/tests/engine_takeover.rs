@@ -187,6 +187,42 @@ fn expected() -> String {
     (1..=40).map(|i| format!("line-{i}\n")).collect()
 }
 
+/// A script that records its pid in the returned file, then prints a line every 100 ms
+/// for a minute.
+fn long_script(s: &Setup) -> (std::path::PathBuf, String) {
+    let marker = s.rig.scratch.path().join("pid");
+    let script = format!(
+        "echo $$ > {}; for i in $(seq 1 600); do echo line-$i; sleep 0.1; done",
+        marker.display()
+    );
+    (marker, script)
+}
+
+async fn cancel(s: &Setup, id: ExecutionId) {
+    request_cancel(
+        s.store.as_ref(),
+        s.bus.as_ref(),
+        &TeamScope::All,
+        id,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+}
+
+/// The process whose pid `marker` holds is gone (within five seconds).
+fn assert_process_gone(marker: &std::path::Path) {
+    let pid = std::fs::read_to_string(marker).unwrap();
+    let gone = (0..50).any(|_| {
+        let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
+        if alive {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        !alive
+    });
+    assert!(gone, "the script still runs on the agent");
+}
+
 async fn crash(engine: tokio::task::JoinHandle<()>) {
     engine.abort();
     let _ = engine.await;
@@ -240,11 +276,7 @@ async fn a_resumed_run_can_be_cancelled_and_the_agent_process_goes() {
     let Some(s) = Box::pin(setup("takeover-cancel")).await else {
         return;
     };
-    let marker = s.rig.scratch.path().join("pid");
-    let script = format!(
-        "echo $$ > {}; for i in $(seq 1 600); do echo line-$i; sleep 0.1; done",
-        marker.display()
-    );
+    let (marker, script) = long_script(&s);
     let a = s.engine("node-a", Duration::from_secs(30)).await;
     let id = s.launch(&script).await;
     s.wait_stored(id, "line-3\n").await;
@@ -253,20 +285,10 @@ async fn a_resumed_run_can_be_cancelled_and_the_agent_process_goes() {
     let b = s.engine("node-a", Duration::from_secs(30)).await;
     // Wait until B has taken the execution over, then cancel it.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    request_cancel(
-        s.store.as_ref(),
-        s.bus.as_ref(),
-        &TeamScope::All,
-        id,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    cancel(&s, id).await;
     let e = s.wait_final(id).await;
     assert_eq!(e.status, ExecutionStatus::Cancelled, "{e:?}");
-    let pid = std::fs::read_to_string(&marker).unwrap();
-    let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
-    assert!(!alive, "the script still runs on the agent");
+    assert_process_gone(&marker);
     crash(b).await;
 }
 
@@ -275,38 +297,18 @@ async fn a_run_cancelled_while_no_node_ran_it_is_killed_on_the_agent_at_take_ove
     let Some(s) = Box::pin(setup("takeover-cancelling")).await else {
         return;
     };
-    let marker = s.rig.scratch.path().join("pid");
-    let script = format!(
-        "echo $$ > {}; for i in $(seq 1 600); do echo line-$i; sleep 0.1; done",
-        marker.display()
-    );
+    let (marker, script) = long_script(&s);
     let a = s.engine("node-a", Duration::from_secs(30)).await;
     let id = s.launch(&script).await;
     s.wait_stored(id, "line-3\n").await;
     crash(a).await;
     // Cancelled while no engine runs it: it stays `cancelling` until one takes it over.
-    request_cancel(
-        s.store.as_ref(),
-        s.bus.as_ref(),
-        &TeamScope::All,
-        id,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    cancel(&s, id).await;
 
     let b = s.engine("node-a", Duration::from_secs(30)).await;
     let e = s.wait_final(id).await;
     assert_eq!(e.status, ExecutionStatus::Cancelled, "{e:?}");
-    let pid = std::fs::read_to_string(&marker).unwrap();
-    let gone = (0..50).any(|_| {
-        let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
-        if alive {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        !alive
-    });
-    assert!(gone, "the script still runs on the agent");
+    assert_process_gone(&marker);
     let hosts = s.store.all_host_runs(&TeamScope::All, id).await.unwrap();
     assert_eq!(hosts[0].status, HostStatus::Cancelled, "{hosts:?}");
     crash(b).await;
