@@ -587,6 +587,25 @@ async fn a_run_on_a_resident_runner_keeps_every_promise_of_a_run() {
         );
         assert_eq!(err, "caf\u{e9} err");
     }
+    // `/bin/sh` scripts run on the runner too (the same parent as a bash script's), in
+    // their own process group.
+    let (_, bash_parent, _) = run(&c, &script("echo $PPID", &[])).await;
+    let (end, out, err) = run(
+        &c,
+        &RemoteScript {
+            interpreter: "sh",
+            ..script("echo $PPID; ps -o pgid= -p $$ | tr -d ' '; echo $$", &[])
+        },
+    )
+    .await;
+    assert_eq!(end, RunEnd::Exited(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], bash_parent.trim(), "not on the runner: {out}");
+    assert_eq!(
+        lines[1], lines[2],
+        "the script leads its own process group: {out}"
+    );
     // A missing working directory fails the run, and the runner serves the next one.
     let mut missing = script("echo never", &[]);
     missing.workdir = Some("/nonexistent/dir");
