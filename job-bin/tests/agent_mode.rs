@@ -22,6 +22,28 @@ impl Drop for Agent {
     }
 }
 
+/// Polls `job_detail_query` (with output) through `ask` until task `task_id` is final.
+async fn final_detail<F, Fut>(ask: &F, task_id: &str) -> serde_json::Value
+where
+    F: Fn(&'static str, serde_json::Value) -> Fut,
+    Fut: Future<Output = serde_json::Value>,
+{
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = ask(
+            "job_detail_query",
+            json!({"team": "default", "task_id": task_id, "with_output": true}),
+        )
+        .await;
+        assert_eq!(d["result"], true, "{d}");
+        if common::is_final(&d["data"]["status"]) {
+            return d;
+        }
+        assert!(Instant::now() < until, "the NATS task never ended: {d:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Starts `jobd agent` as `id` against NATS at `url`, its data and work directories in `dir`.
 fn start_agent(dir: &std::path::Path, url: &str, id: &str) -> Agent {
     let mut cmd = jobd(&dir.join("agent-data"));
@@ -128,25 +150,45 @@ async fn a_quick_execute_on_an_agent_target_runs_through_jobd_agent() {
     .await;
     assert_eq!(launched["result"], true, "{launched}");
     let task_id = launched["data"]["task_id"].as_str().unwrap().to_owned();
-    let until = Instant::now() + Duration::from_secs(60);
-    let detail = loop {
-        let d = ask(
-            "job_detail_query",
-            json!({"team": "default", "task_id": task_id, "with_output": true}),
-        )
-        .await;
-        assert_eq!(d["result"], true, "{d}");
-        if common::is_final(&d["data"]["status"]) {
-            break d;
-        }
-        assert!(Instant::now() < until, "the NATS task never ended: {d:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let detail = final_detail(&ask, &task_id).await;
     assert_eq!(detail["data"]["status"], "success", "{detail:#}");
     assert_eq!(
         detail["data"]["hosts"][0]["stdout"], "via-nats\n",
         "{detail:#}"
     );
+    // A file on the control node (its local target) distributed to the agent's host: read
+    // by the local transport, pushed through the NATS object store by the agent.
+    let (_, listed) = admin.get("/api/v1/targets?limit=1000").await;
+    let control_node = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["mode"] == "local")
+        .unwrap_or_else(|| panic!("no control-node target: {listed:#}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let source = dir.path().join("release.txt");
+    std::fs::write(&source, "release 42\n").unwrap();
+    let landed = dir.path().join("from-agent");
+    let launched = ask(
+        "job_file_distribute",
+        json!({"team": "default",
+               "file_source_list": [{"target_id": control_node,
+                                     "file_list": [source.to_str().unwrap()]}],
+               "file_target_path": landed.to_str().unwrap(),
+               "targets": {"target_ids": [target_id]}}),
+    )
+    .await;
+    assert_eq!(launched["result"], true, "{launched}");
+    let task_id = launched["data"]["task_id"].as_str().unwrap().to_owned();
+    let detail = final_detail(&ask, &task_id).await;
+    assert_eq!(detail["data"]["status"], "success", "{detail:#}");
+    assert_eq!(
+        std::fs::read_to_string(landed.join("release.txt")).unwrap(),
+        "release 42\n"
+    );
+
     // A team that does not exist is refused by name, and nothing runs.
     let refused = ask(
         "job_script_execute",

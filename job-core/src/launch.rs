@@ -159,6 +159,189 @@ pub async fn re_execute(
     store_launch(store, actor, prepared, now).await
 }
 
+/// One source of a file distribution: a file on one of the team's targets.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    /// The target the file is read from.
+    pub target_id: crate::ids::TargetId,
+    /// Its absolute path there.
+    pub path: crate::policy::TargetPath,
+}
+
+/// A request to copy files from targets of the team to other targets of the team.
+#[derive(Debug, Clone)]
+pub struct FileLaunch {
+    /// The team whose targets and rules apply.
+    pub team_id: TeamId,
+    /// A name for the execution.
+    pub name: Name,
+    /// The files to copy (each is read once per execution, at most 64 MiB).
+    pub sources: Vec<FileSource>,
+    /// The directory on each target the files are written into, under their own names.
+    pub destination: crate::policy::TargetPath,
+    /// Whether a file that exists at the destination is replaced (else it is kept).
+    pub overwrite: bool,
+    /// Where to copy them.
+    pub targets: TargetSelector,
+    /// Timeout of each host's copies.
+    pub timeout: TimeoutSecs,
+    /// The caller explicitly confirms `confirm`-level path rule hits.
+    pub confirm: bool,
+    /// Where to post the result when it is final.
+    pub callback_url: Option<String>,
+    /// How it was started.
+    pub trigger_source: TriggerSource,
+}
+
+/// The separator between a source's target id and its path in
+/// [`TaskSnapshot::FileDistribution::sources`]: `<target id>:<absolute path>`.
+pub const SOURCE_SEPARATOR: char = ':';
+
+/// Stores a `pending` file distribution after the checks of [`launch_script`] that apply
+/// (team access, targets) and these: every source target is one of the team's (another
+/// team's answers exactly like a missing one), every source path and the destination are
+/// absolute canonical paths, and the destination passes the team's path rules. Returns it.
+pub async fn launch_file_distribution(
+    store: &dyn Store,
+    actor: &Actor,
+    request: FileLaunch,
+    now: DateTime<Utc>,
+) -> Result<Execution> {
+    authorize(actor, request.team_id, Access::Use, "team")?;
+    if request.sources.is_empty() {
+        return Err(Error::invalid("file_source_list", "name at least one file"));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, source) in request.sources.iter().enumerate() {
+        let name = source.path.as_str().rsplit('/').next().unwrap_or_default();
+        if !names.insert(name.to_owned()) {
+            return Err(Error::invalid(
+                format!("file_source_list[{i}]"),
+                format!(
+                    "a second file named `{name}`: they would land on the same destination path"
+                ),
+            ));
+        }
+    }
+    let scope = TeamScope::team(request.team_id);
+    for (i, source) in request.sources.iter().enumerate() {
+        store
+            .get_target(&scope, source.target_id)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::not_found(format!(
+                    "file_source_list[{i}].target_id: target {}",
+                    source.target_id
+                )),
+                other => other,
+            })?;
+    }
+    let targets = resolve_targets(store, request.team_id, &request.targets).await?;
+    let rules = store.list_path_rules(&scope).await?;
+    let confirmed = crate::policy::PathPolicy::compile(&rules)?.check(
+        Some(request.team_id),
+        &request.destination,
+        request.confirm,
+    )?;
+    let id = ExecutionId::new();
+    let hosts = host_runs(id, &targets);
+    let task = TaskSnapshot::FileDistribution {
+        sources: request
+            .sources
+            .iter()
+            .map(|s| format!("{}{SOURCE_SEPARATOR}{}", s.target_id, s.path))
+            .collect(),
+        destination: request.destination.to_string(),
+        overwrite: request.overwrite,
+    };
+    let mut execution = pending_execution(
+        id,
+        actor,
+        (request.team_id, request.name),
+        (JobType::FileDistribution, task),
+        request.timeout,
+        hosts.len(),
+        confirmed,
+        now,
+    );
+    execution.trigger_source = request.trigger_source;
+    execution.callback_url = request.callback_url;
+    store.create_execution(&execution, &hosts).await?;
+    Ok(execution)
+}
+
+/// A `pending` execution of `hosts` hosts launched by `actor` now, with the confirmed rule
+/// hits recorded; manual, without callback, cron job, rolling plan or predecessor (the
+/// caller sets those).
+#[allow(clippy::too_many_arguments)]
+fn pending_execution(
+    id: ExecutionId,
+    actor: &Actor,
+    (team_id, name): (TeamId, Name),
+    (job_type, task): (JobType, TaskSnapshot),
+    timeout: TimeoutSecs,
+    hosts: usize,
+    confirmed: Vec<crate::PolicyHit>,
+    now: DateTime<Utc>,
+) -> Execution {
+    Execution {
+        id,
+        team_id,
+        name,
+        job_type,
+        trigger_source: TriggerSource::Manual,
+        executor: ExecutorSnapshot {
+            actor: actor.kind.clone(),
+            label: actor.label(),
+        },
+        task,
+        timeout,
+        status: ExecutionStatus::Pending,
+        counters: HostCounters::all_pending(hosts as u32),
+        callback_url: None,
+        re_executed_from: None,
+        cron_job_id: None,
+        confirmation: (!confirmed.is_empty()).then(|| ConfirmationRecord {
+            by: actor.label(),
+            at: now,
+            hits: confirmed,
+        }),
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        cancel_requested_at: None,
+        rolling: None,
+        paused_at: None,
+    }
+}
+
+/// One pending host run per target, in order.
+fn host_runs(id: ExecutionId, targets: &[Target]) -> Vec<HostRun> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| HostRun {
+            execution_id: id,
+            index: i as u32,
+            target: TargetSnapshot {
+                target_id: t.id,
+                name: t.name.clone(),
+                address: t.address.clone(),
+                os: t.os,
+                mode: t.mode.as_str().to_owned(),
+            },
+            status: HostStatus::Pending,
+            exit_code: None,
+            error: None,
+            started_at: None,
+            finished_at: None,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            output_truncated: false,
+        })
+        .collect()
+}
+
 /// A rendered script ready to be checked and stored.
 struct Prepared {
     team_id: TeamId,
@@ -188,63 +371,28 @@ async fn store_launch(
     let confirmed = check_command_rules(store, p.team_id, &p.rendered, p.confirm, now).await?;
 
     let id = ExecutionId::new();
-    let hosts: Vec<HostRun> = targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| HostRun {
-            execution_id: id,
-            index: i as u32,
-            target: TargetSnapshot {
-                target_id: t.id,
-                name: t.name.clone(),
-                address: t.address.clone(),
-                os: t.os,
-                mode: t.mode.as_str().to_owned(),
-            },
-            status: HostStatus::Pending,
-            exit_code: None,
-            error: None,
-            started_at: None,
-            finished_at: None,
-            stdout_bytes: 0,
-            stderr_bytes: 0,
-            output_truncated: false,
-        })
-        .collect();
-    let execution = Execution {
-        id,
-        team_id: p.team_id,
-        name: p.name,
-        job_type: JobType::Script,
-        trigger_source: p.trigger_source,
-        executor: ExecutorSnapshot {
-            actor: actor.kind.clone(),
-            label: actor.label(),
-        },
-        task: TaskSnapshot::Script {
-            language: p.language,
-            rendered: p.rendered,
-            script_version_id: p.script_version_id,
-            params: p.masked_params,
-        },
-        timeout: p.timeout,
-        status: ExecutionStatus::Pending,
-        counters: HostCounters::all_pending(hosts.len() as u32),
-        callback_url: p.callback_url,
-        re_executed_from: p.re_executed_from,
-        cron_job_id: p.cron_job_id,
-        confirmation: (!confirmed.is_empty()).then(|| ConfirmationRecord {
-            by: actor.label(),
-            at: now,
-            hits: confirmed,
-        }),
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        cancel_requested_at: None,
-        rolling: p.rolling,
-        paused_at: None,
+    let hosts = host_runs(id, &targets);
+    let task = TaskSnapshot::Script {
+        language: p.language,
+        rendered: p.rendered,
+        script_version_id: p.script_version_id,
+        params: p.masked_params,
     };
+    let mut execution = pending_execution(
+        id,
+        actor,
+        (p.team_id, p.name),
+        (JobType::Script, task),
+        p.timeout,
+        hosts.len(),
+        confirmed,
+        now,
+    );
+    execution.trigger_source = p.trigger_source;
+    execution.callback_url = p.callback_url;
+    execution.re_executed_from = p.re_executed_from;
+    execution.cron_job_id = p.cron_job_id;
+    execution.rolling = p.rolling;
     store.create_execution(&execution, &hosts).await?;
     Ok(execution)
 }

@@ -334,14 +334,124 @@ async fn bad_requests_are_refused_naming_the_problem_and_create_nothing() {
         .await;
     assert_eq!(forbidden["code"], "policy_violation", "{forbidden}");
 
-    let distribute = rig
-        .call("job_file_distribute", json!({"team": "ops"}))
-        .await;
-    assert_eq!(distribute["result"], false);
-    assert_eq!(
-        distribute["message"],
-        "file distribution is not available in this version"
-    );
+    // File distributions: each bad input named, nothing created. `/etc` is denied.
+    rig.store
+        .create_path_rule(&job_core::model::PathRule {
+            id: job_core::ids::RuleId::new(),
+            name: job_core::values::Name::parse("name", "no etc").unwrap(),
+            pattern: "/etc".into(),
+            match_type: job_core::model::PathMatchType::Prefix,
+            kind: job_core::model::PathRuleKind::Deny,
+            level: job_core::model::RuleLevel::Forbidden,
+            windows: false,
+            enabled: true,
+            built_in: false,
+            team_id: None,
+            description: Default::default(),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let good_source = json!([{"target_id": rig.ops_target, "file_list": ["/etc/hostname"]}]);
+    let distribute = |extra: Value| {
+        let mut body = json!({
+            "team": "ops",
+            "file_source_list": good_source.clone(),
+            "file_target_path": "/tmp/jobd-dist",
+            "targets": {"target_ids": [rig.ops_target]},
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                body.as_object_mut().unwrap().remove(k);
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        body
+    };
+    for (case, body, expected) in [
+        (
+            "no sources",
+            distribute(json!({"file_source_list": null})),
+            "file_source_list: this field is required",
+        ),
+        (
+            "empty sources",
+            distribute(json!({"file_source_list": []})),
+            "file_source_list: name at least one file",
+        ),
+        (
+            "relative source",
+            distribute(
+                json!({"file_source_list": [{"target_id": rig.ops_target, "file_list": ["etc/hostname"]}]}),
+            ),
+            "file_source_list[0].file_list[0]",
+        ),
+        (
+            "another team's source target",
+            distribute(
+                json!({"file_source_list": [{"target_id": rig.web_target, "file_list": ["/etc/hostname"]}]}),
+            ),
+            "not found",
+        ),
+        (
+            "unknown source field",
+            distribute(
+                json!({"file_source_list": [{"target_id": rig.ops_target, "file_list": ["/a"], "server": 1}]}),
+            ),
+            "file_source_list[0].server: unknown field",
+        ),
+        (
+            "two files of one name",
+            distribute(
+                json!({"file_source_list": [{"target_id": rig.ops_target, "file_list": ["/a/x", "/b/x"]}]}),
+            ),
+            "a second file named `x`",
+        ),
+        (
+            "no destination",
+            distribute(json!({"file_target_path": null})),
+            "file_target_path",
+        ),
+        (
+            "relative destination",
+            distribute(json!({"file_target_path": "tmp/x"})),
+            "file_target_path",
+        ),
+        (
+            "destination with ..",
+            distribute(json!({"file_target_path": "/tmp/../etc"})),
+            "file_target_path",
+        ),
+        (
+            "another team's target",
+            distribute(json!({"targets": {"target_ids": [rig.web_target]}})),
+            "not found",
+        ),
+        (
+            "overwrite not a flag",
+            distribute(json!({"overwrite": "yes"})),
+            "overwrite: expected true or false",
+        ),
+        (
+            "unknown field",
+            distribute(json!({"colour": "red"})),
+            "colour",
+        ),
+        (
+            "a destination the path rules deny",
+            distribute(json!({"file_target_path": "/etc/jobd"})),
+            "forbidden rule `no etc` matched `/etc/jobd`",
+        ),
+    ] {
+        let reply = rig.call("job_file_distribute", body).await;
+        assert_eq!(reply["result"], false, "{case}: {reply}");
+        let message = reply["message"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{case}: `{message}` does not say `{expected}`"
+        );
+    }
 
     assert_eq!(rig.execution_count().await, before, "nothing was created");
 }
@@ -419,4 +529,94 @@ async fn two_control_nodes_in_the_queue_group_answer_each_request_once() {
     task_ids.dedup();
     assert_eq!(task_ids.len(), 10);
     assert_eq!(rig.execution_count().await, before + 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_distribution_over_nats_copies_the_files_and_reports_each_one() {
+    let Some(rig) = Rig::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("app.conf");
+    std::fs::write(&source, "port = 8080\n").unwrap();
+    let destination = dir.path().join("deployed");
+    let launched = rig
+        .call(
+            "job_file_distribute",
+            json!({
+                "args": [{
+                    "file_source_list": [{"target_id": rig.ops_target,
+                                          "file_list": [source.to_str().unwrap()]}],
+                    "file_target_path": destination.to_str().unwrap(),
+                    "targets": {"target_ids": [rig.ops_target]},
+                }],
+                "kwargs": {"team": "ops"},
+            }),
+        )
+        .await;
+    assert_eq!(launched["result"], true, "{launched}");
+    let task_id = launched["data"]["task_id"].as_str().unwrap().to_owned();
+    let detail = rig.wait_for_status(&task_id, &["success", "failed"]).await;
+    assert_eq!(detail["status"], "success", "{detail:#}");
+    assert_eq!(
+        std::fs::read_to_string(destination.join("app.conf")).unwrap(),
+        "port = 8080\n"
+    );
+    let stdout = detail["hosts"][0]["stdout"].as_str().unwrap();
+    assert!(
+        stdout.contains("app.conf: written, 12 bytes, sha256 "),
+        "{stdout}"
+    );
+
+    // Again without overwrite: the file is kept, and the host says so.
+    std::fs::write(destination.join("app.conf"), "edited by hand\n").unwrap();
+    let launched = rig
+        .call(
+            "job_file_distribute",
+            json!({
+                "team": "ops",
+                "file_source_list": [{"target_id": rig.ops_target,
+                                      "file_list": [source.to_str().unwrap()]}],
+                "file_target_path": destination.to_str().unwrap(),
+                "targets": {"target_ids": [rig.ops_target]},
+                "overwrite": false,
+            }),
+        )
+        .await;
+    let task_id = launched["data"]["task_id"].as_str().unwrap().to_owned();
+    let detail = rig.wait_for_status(&task_id, &["success", "failed"]).await;
+    assert_eq!(detail["status"], "success", "{detail:#}");
+    assert!(
+        detail["hosts"][0]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("kept, it exists"),
+        "{detail:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(destination.join("app.conf")).unwrap(),
+        "edited by hand\n"
+    );
+
+    // A source that does not exist fails the host, naming it.
+    let launched = rig
+        .call(
+            "job_file_distribute",
+            json!({
+                "team": "ops",
+                "file_source_list": [{"target_id": rig.ops_target,
+                                      "file_list": ["/nonexistent/jobd-missing.txt"]}],
+                "file_target_path": destination.to_str().unwrap(),
+                "targets": {"target_ids": [rig.ops_target]},
+            }),
+        )
+        .await;
+    let task_id = launched["data"]["task_id"].as_str().unwrap().to_owned();
+    let detail = rig.wait_for_status(&task_id, &["success", "failed"]).await;
+    assert_eq!(detail["status"], "failed", "{detail:#}");
+    let error = detail["hosts"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("/nonexistent/jobd-missing.txt"),
+        "{detail:#}"
+    );
 }

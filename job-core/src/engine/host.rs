@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) task: std::result::Result<TaskSpec, String>,
     pub(crate) writer: WriterHandle,
     pub(crate) per_execution: Semaphore,
+    /// A file distribution's sources, read once for all its hosts.
+    pub(crate) sources: super::distribute::Sources,
 }
 
 impl Shared {
@@ -161,6 +163,22 @@ pub(crate) async fn run_host(
     // Set when a resumed host's transport cannot re-attach: the run is lost to us.
     let mut lost = false;
     let outcome = match &shared.task {
+        _ if matches!(
+            shared.execution.task,
+            crate::model::TaskSnapshot::FileDistribution { .. }
+        ) =>
+        {
+            // The execution's timeout bounds the host's reads and pushes together; a push
+            // cut short never replaces its destination (a file is renamed into place only
+            // once complete and verified).
+            let limit = shared.execution.timeout.as_duration();
+            tokio::time::timeout(
+                limit,
+                super::distribute::distribute(&shared, index, &target, &cancel),
+            )
+            .await
+            .unwrap_or_else(|_| RunOutcome::from_error(TransportError::Timeout { after: limit }))
+        }
         Err(reason) => RunOutcome::from_error(TransportError::unsupported(reason.clone())),
         Ok(task) => match shared
             .inner

@@ -18,6 +18,7 @@
 
 mod cancel;
 mod connector;
+mod distribute;
 mod host;
 mod outbox;
 mod resume;

@@ -117,6 +117,7 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
         interrupted: AtomicBool::new(false),
         writer: writer.handle(),
         per_execution: Semaphore::new(inner.config.max_hosts_per_execution.max(1)),
+        sources: Default::default(),
         execution: execution.clone(),
     });
     let targets: Vec<TargetSnapshot> = hosts.into_iter().map(|h| h.target).collect();

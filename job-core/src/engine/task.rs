@@ -7,8 +7,8 @@ use crate::transport::{TaskSpec, TransportError};
 /// The [`TaskSpec`] for the hosts of `execution`.
 ///
 /// Script executions run their rendered text with the interpreter [`prepare`] chooses (the
-/// language's default, or an allowed shebang of the same language). File distributions and
-/// playbooks are refused here until the engine runs them.
+/// language's default, or an allowed shebang of the same language). File distributions run
+/// without one (`distribute.rs`); playbooks are refused here until the engine runs them.
 pub(crate) fn task_spec(
     execution: &Execution,
     output_limit: u64,

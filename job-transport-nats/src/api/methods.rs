@@ -7,8 +7,12 @@ use std::net::IpAddr;
 use job_core::Error;
 use job_core::engine::request_cancel;
 use job_core::ids::{ExecutionId, TargetId};
-use job_core::launch::{ScriptLaunch, launch_script};
+use job_core::launch::{
+    FileLaunch, FileSource, ScriptLaunch, launch_file_distribution, launch_script,
+};
+use job_core::model::Os;
 use job_core::model::{Execution, OutputStream, ScriptLanguage, TargetSelector, TriggerSource};
+use job_core::policy::TargetPath;
 use job_core::store::{AssetFilter, MAX_PAGE, PageRequest, StoreExt};
 use job_core::values::{Name, ScriptContent, TimeoutSecs};
 use serde_json::{Value, json};
@@ -21,10 +25,6 @@ pub const MAX_BATCH: usize = 100;
 
 /// The longest `callback_url` accepted, in bytes.
 const MAX_CALLBACK_URL: usize = 2048;
-
-/// What `job_file_distribute` answers in this version.
-pub(crate) const FILE_DISTRIBUTION_UNAVAILABLE: &str =
-    "file distribution is not available in this version";
 
 /// `job_script_execute`: launches a script on the team's targets; answers `{"task_id"}`
 /// as soon as the execution is stored (it runs afterwards).
@@ -70,6 +70,122 @@ pub(crate) async fn script_execute(ctx: &Context, mut f: Fields) -> Result<Value
         launch_script(ctx.store.as_ref(), &caller.actor, request, ctx.clock.now()).await?;
     tracing::info!(task_id = %execution.id, by = %caller.actor.label(), "script execution launched over NATS");
     Ok(json!({ "task_id": execution.id }))
+}
+
+/// `job_file_distribute`: copies files from targets of the team to targets of the team;
+/// answers `{"task_id"}` as soon as the execution is stored.
+///
+/// `file_source_list`: `[{"target_id": "…", "file_list": ["/abs/path", …]}, …]`;
+/// `file_target_path`: the absolute destination directory (checked against the path
+/// rules); `overwrite` (default `true`); `targets`, `timeout`, `confirm`, `callback_url`
+/// and `name` as for `job_script_execute`.
+pub(crate) async fn file_distribute(ctx: &Context, mut f: Fields) -> Result<Value, Error> {
+    let caller = Caller::take(&mut f, ctx.store.as_ref()).await?;
+    let name = f.optional_text("name")?;
+    let name = Name::parse("name", name.as_deref().unwrap_or("NATS file distribution"))?;
+    let sources = file_sources(f.take("file_source_list"))?;
+    let destination =
+        TargetPath::parse("file_target_path", &f.text("file_target_path")?, Os::Linux)?;
+    let overwrite = match f.take("overwrite") {
+        None => true,
+        Some(Value::Bool(b)) => b,
+        Some(other) => {
+            return Err(Error::invalid(
+                "overwrite",
+                format!("expected true or false, got {}", kind(&other)),
+            ));
+        }
+    };
+    let targets = target_selector(f.take("targets"))?;
+    let timeout = match f.optional_integer("timeout")? {
+        None => TimeoutSecs::DEFAULT,
+        Some(t) => TimeoutSecs::new("timeout", t)?,
+    };
+    let confirm = f.flag("confirm")?;
+    let callback_url = callback_url(f.optional_text("callback_url")?)?;
+    f.finish()?;
+    let request = FileLaunch {
+        team_id: caller.team,
+        name,
+        sources,
+        destination,
+        overwrite,
+        targets,
+        timeout,
+        confirm,
+        callback_url,
+        trigger_source: TriggerSource::Api,
+    };
+    let execution =
+        launch_file_distribution(ctx.store.as_ref(), &caller.actor, request, ctx.clock.now())
+            .await?;
+    tracing::info!(task_id = %execution.id, by = %caller.actor.label(), "file distribution launched over NATS");
+    Ok(json!({ "task_id": execution.id }))
+}
+
+/// The most files one distribution may copy.
+const MAX_SOURCES: usize = 100;
+
+fn file_sources(value: Option<Value>) -> Result<Vec<FileSource>, Error> {
+    const SHAPE: &str = "[{\"target_id\": \"…\", \"file_list\": [\"/absolute/path\", …]}, …]";
+    let Some(Value::Array(items)) = value else {
+        return Err(Error::invalid(
+            "file_source_list",
+            format!("this field is required: {SHAPE}"),
+        ));
+    };
+    let mut sources = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let field = format!("file_source_list[{i}]");
+        let Value::Object(mut item) = item else {
+            return Err(Error::invalid(
+                field,
+                format!("expected an object: {SHAPE}"),
+            ));
+        };
+        let target_id = match item.remove("target_id") {
+            Some(Value::String(id)) => TargetId::parse_field(&format!("{field}.target_id"), &id)?,
+            _ => {
+                return Err(Error::invalid(
+                    format!("{field}.target_id"),
+                    "this field is required: the id of the team's target holding the files",
+                ));
+            }
+        };
+        let Some(Value::Array(files)) = item.remove("file_list") else {
+            return Err(Error::invalid(
+                format!("{field}.file_list"),
+                "this field is required: a list of absolute paths",
+            ));
+        };
+        if let Some(unknown) = item.keys().next() {
+            return Err(Error::invalid(
+                format!("{field}.{unknown}"),
+                "unknown field",
+            ));
+        }
+        for (j, file) in files.into_iter().enumerate() {
+            let at = format!("{field}.file_list[{j}]");
+            let Value::String(path) = file else {
+                return Err(Error::invalid(at, "expected a path"));
+            };
+            let path = TargetPath::parse(&at, &path, Os::Linux)?;
+            if path.as_str() == "/" {
+                return Err(Error::invalid(at, "a file, not the root directory"));
+            }
+            sources.push(FileSource { target_id, path });
+        }
+    }
+    if sources.is_empty() {
+        return Err(Error::invalid("file_source_list", "name at least one file"));
+    }
+    if sources.len() > MAX_SOURCES {
+        return Err(Error::invalid(
+            "file_source_list",
+            format!("at most {MAX_SOURCES} files in one distribution"),
+        ));
+    }
+    Ok(sources)
 }
 
 /// `job_task_terminate`: the console's cancel (same status machine): a pending task is

@@ -18,8 +18,10 @@
 //! the console), terminate through [`job_core::engine::request_cancel`] (the same status
 //! machine). The channel itself is trusted: NATS accounts decide who may publish here.
 //!
-//! `job_file_distribute` answers `result: false` in this version: the engine cannot run
-//! file distributions yet. `docs/nats-api.md` describes each method with examples.
+//! `job_file_distribute` copies files from the team's targets (read once per execution
+//! with the transports' pull) to the team's targets (push, checksum verified), through
+//! [`job_core::launch::launch_file_distribution`] (the destination checked against the path
+//! rules). `docs/nats-api.md` describes each method with examples.
 
 mod methods;
 mod request;
@@ -180,20 +182,11 @@ async fn answer(
     method: &'static str,
     msg: async_nats::Message,
 ) {
-    let body = if method == "job_file_distribute" {
-        // Whatever the request: the engine cannot run file distributions yet.
-        json!({
-            "result": false,
-            "code": "unsupported",
-            "message": methods::FILE_DISTRIBUTION_UNAVAILABLE,
-        })
-    } else {
-        let outcome = match request::Fields::parse(&msg.payload) {
-            Ok(fields) => Box::pin(dispatch(context, method, fields)).await,
-            Err(e) => Err(e),
-        };
-        reply(method, outcome)
+    let outcome = match request::Fields::parse(&msg.payload) {
+        Ok(fields) => Box::pin(dispatch(context, method, fields)).await,
+        Err(e) => Err(e),
     };
+    let body = reply(method, outcome);
     let Some(reply_to) = msg.reply else {
         tracing::debug!(method, "request without a reply subject; no answer sent");
         return;
@@ -217,6 +210,7 @@ async fn dispatch(
 ) -> Result<Value, Error> {
     match method {
         "job_script_execute" => methods::script_execute(context, fields).await,
+        "job_file_distribute" => methods::file_distribute(context, fields).await,
         "job_task_terminate" => methods::task_terminate(context, fields).await,
         "job_status_batch_query" => methods::status_batch_query(context, fields).await,
         "job_detail_query" => methods::detail_query(context, fields).await,
