@@ -1,5 +1,6 @@
 //! The host run of a file distribution: every source file, read once per execution from
-//! the target that holds it, is pushed to `<destination>/<file name>` on the host.
+//! the target that holds it (at most 64 MiB a file and [`MAX_TOTAL_BYTES`] in all, held in
+//! memory and shared by the hosts), is pushed to `<destination>/<file name>` on the host.
 
 use std::sync::Arc;
 
@@ -117,6 +118,10 @@ async fn say(shared: &Shared, index: u32, line: &str, counts: &mut OutputCounts)
         .await;
 }
 
+/// The most bytes one distribution's sources may hold together: they are kept in memory
+/// while the hosts are served.
+pub(crate) const MAX_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Reads every source from the target that holds it.
 async fn read_sources(shared: &Shared, cancel: &Cancel) -> Result<Vec<SourceFile>, TransportError> {
     let TaskSnapshot::FileDistribution { sources, .. } = &shared.execution.task else {
@@ -150,8 +155,11 @@ async fn read_sources(shared: &Shared, cancel: &Cancel) -> Result<Vec<SourceFile
             .connector
             .connect(&shared.execution, &snapshot)
             .await?;
+        let used: u64 = files.iter().map(|f: &SourceFile| f.data.len() as u64).sum();
+        let room = MAX_TOTAL_BYTES.saturating_sub(used);
+        let limit = room.min(PullSpec::DEFAULT_MAX_BYTES);
         let pulled = transport
-            .pull(&host, &PullSpec::new(path), cancel)
+            .pull(&host, &PullSpec::new(path).with_max_bytes(limit), cancel)
             .await
             .map_err(|e| match e {
                 TransportError::Cancelled => e,
