@@ -44,6 +44,19 @@ where
     }
 }
 
+/// Creates the agent-mode target `agent-box` for agent `agent_id` over HTTP; its id.
+async fn agent_target(admin: &Session, agent_id: &str) -> String {
+    let (status, target) = admin
+        .post(
+            "/api/v1/targets",
+            &json!({"name": "agent-box", "address": "127.0.0.1", "mode": "agent",
+                    "agent_id": agent_id}),
+        )
+        .await;
+    assert_eq!(status, 201, "{target}");
+    target["id"].as_str().unwrap().to_owned()
+}
+
 /// Starts `jobd agent` as `id` against NATS at `url`, its data and work directories in `dir`.
 fn start_agent(dir: &std::path::Path, url: &str, id: &str) -> Agent {
     let mut cmd = jobd(&dir.join("agent-data"));
@@ -75,15 +88,7 @@ async fn a_quick_execute_on_an_agent_target_runs_through_jobd_agent() {
         ],
     );
     let admin = Session::login(&server.base, "admin", ADMIN_PASSWORD).await;
-    let (status, target) = admin
-        .post(
-            "/api/v1/targets",
-            &json!({"name": "agent-box", "address": "127.0.0.1", "mode": "agent",
-                    "agent_id": "agent-e2e"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{target}");
-    let target_id = target["id"].as_str().unwrap().to_owned();
+    let target_id = agent_target(&admin, "agent-e2e").await;
 
     // The agent registers within a heartbeat of starting; until then a run fails fast as
     // "offline", which is what an operator would see too. Retry until it is online.
@@ -262,15 +267,7 @@ async fn jobd_killed_mid_run_re_follows_the_agent_run_and_loses_no_line() {
     ];
     let mut server = Jobd::start_with(&data, &env);
     let admin = Session::login(&server.base, "admin", ADMIN_PASSWORD).await;
-    let (status, target) = admin
-        .post(
-            "/api/v1/targets",
-            &json!({"name": "agent-box", "address": "127.0.0.1", "mode": "agent",
-                    "agent_id": "agent-crash"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{target}");
-    let target_id = target["id"].as_str().unwrap().to_owned();
+    let target_id = agent_target(&admin, "agent-crash").await;
     // Until the agent has registered, runs fail fast as offline.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
