@@ -42,7 +42,7 @@ impl WriterHandle {
 
 pub(crate) struct Writer {
     handle: WriterHandle,
-    task: JoinHandle<()>,
+    task: JoinHandle<Vec<HostRunUpdate>>,
 }
 
 impl Writer {
@@ -65,9 +65,11 @@ impl Writer {
     }
 
     /// Waits until everything sent so far is written. Every other handle must be dropped.
-    pub(crate) async fn finish(self) {
+    /// Returns the host results the store did not take (it stayed unavailable through every
+    /// retry), for the final status move to write with it.
+    pub(crate) async fn finish(self) -> Vec<HostRunUpdate> {
         drop(self.handle);
-        let _ = self.task.await;
+        self.task.await.unwrap_or_default()
     }
 }
 
@@ -77,8 +79,11 @@ async fn run(
     id: ExecutionId,
     cap_bytes: u64,
     mut rx: mpsc::Receiver<Write>,
-) {
+) -> Vec<HostRunUpdate> {
     let mut batch = Vec::with_capacity(BATCH);
+    // Host results not stored yet: tried again with every later batch, and handed back at
+    // the end, so a result is never lost to a store that was unavailable for a while.
+    let mut unwritten = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < BATCH {
@@ -87,22 +92,25 @@ async fn run(
                 Err(_) => break,
             }
         }
-        flush(&*store, &*bus, id, cap_bytes, &mut batch).await;
+        flush(&*store, &*bus, id, cap_bytes, &mut batch, &mut unwritten).await;
     }
+    unwritten
 }
 
 /// Writes a batch in order: host starts, then output, then host results, so a host's
-/// output is stored before its final status.
+/// output is stored before its final status. Host results that could not be written are
+/// left in `unwritten` (with those of earlier batches that still could not).
 async fn flush(
     store: &dyn Store,
     bus: &dyn EventBus,
     id: ExecutionId,
     cap: u64,
     batch: &mut Vec<Write>,
+    unwritten: &mut Vec<HostRunUpdate>,
 ) {
     let mut started = Vec::new();
     let mut output = Vec::new();
-    let mut finished = Vec::new();
+    let mut finished = std::mem::take(unwritten);
     for w in batch.drain(..) {
         match w {
             Write::Host(u) if u.status.is_final() => finished.push(u),
@@ -110,10 +118,11 @@ async fn flush(
             Write::Output(o) => output.push(o),
         }
     }
-    write_hosts(store, bus, id, &started).await;
+    // A start that is not stored is not kept: the host's result moves it on anyway.
+    let _ = write_hosts(store, bus, id, &started).await;
     if !output.is_empty() {
         let appended = retry("append output", || store.append_output(id, &output, cap)).await;
-        if let Some(appended) = appended {
+        if let Ok(appended) = appended {
             for (chunk, seq) in output.into_iter().zip(appended.seqs) {
                 if let Some(seq) = seq {
                     bus.publish(LiveEvent::Output(OutputChunk {
@@ -129,21 +138,22 @@ async fn flush(
             }
         }
     }
-    write_hosts(store, bus, id, &finished).await;
+    if let Err(crate::Error::Unavailable { .. }) = write_hosts(store, bus, id, &finished).await {
+        *unwritten = finished;
+    }
 }
 
+/// Writes host run changes and tells the bus.
 async fn write_hosts(
     store: &dyn Store,
     bus: &dyn EventBus,
     id: ExecutionId,
     updates: &[HostRunUpdate],
-) {
+) -> crate::Result<()> {
     if updates.is_empty() {
-        return;
+        return Ok(());
     }
-    if retry("update host runs", || store.update_host_runs(id, updates))
-        .await
-        .is_some()
+    retry("update host runs", || store.update_host_runs(id, updates)).await?;
     {
         for u in updates {
             bus.publish(LiveEvent::Host {
@@ -154,29 +164,31 @@ async fn write_hosts(
             .await;
         }
     }
+    Ok(())
 }
 
 /// Retries a store write a few times on `Unavailable` (a busy database); other errors are
-/// bugs or refusals and are logged once.
-async fn retry<T, F, Fut>(what: &str, mut op: F) -> Option<T>
+/// bugs or refusals and are logged once. Returns the last error when every try failed.
+async fn retry<T, F, Fut>(what: &str, mut op: F) -> crate::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = crate::Result<T>>,
 {
     let mut wait = Duration::from_millis(20);
-    for attempt in 1..=RETRIES {
+    let mut attempt = 1;
+    loop {
         match op().await {
-            Ok(v) => return Some(v),
+            Ok(v) => return Ok(v),
             Err(crate::Error::Unavailable { reason, .. }) if attempt < RETRIES => {
                 tracing::warn!(attempt, %reason, "{what} failed; retrying");
                 tokio::time::sleep(wait).await;
                 wait *= 2;
+                attempt += 1;
             }
             Err(e) => {
-                tracing::error!(error = %e, "{what} failed; this part of the record is lost");
-                return None;
+                tracing::error!(error = %e, "{what} failed; not stored");
+                return Err(e);
             }
         }
     }
-    None
 }
