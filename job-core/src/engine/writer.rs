@@ -4,6 +4,11 @@
 //! Batching adapts to load: the writer takes whatever is queued when it wakes (up to a
 //! batch limit), so a quiet run writes each piece at once (low latency) and a busy one
 //! writes few large batches (high throughput).
+//!
+//! A store that is unavailable is retried a few times per write. Output it still refuses is
+//! not stored (and not published: the bus only carries stored chunks); host results it
+//! still refuses are kept, tried again with the next batches and finally written with the
+//! execution's final status.
 
 use std::future::Future;
 use std::sync::Arc;
