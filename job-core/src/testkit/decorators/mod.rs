@@ -14,7 +14,7 @@
 //!
 //! fn decorate(backend: Arc<dyn Store>) -> (Arc<FaultyStore>, Arc<CountingStore>) {
 //!     let counts = Arc::new(CountingStore::new(backend));
-//!     let faults = Arc::new(FaultyStore::new(counts.clone()));
+//!     let faults = Arc::new(FaultyStore::new(counts.clone() as Arc<dyn Store>));
 //!     // The 2nd and 3rd output appends from now fail; every result write waits 50 ms.
 //!     faults.fail_calls(StoreMethod::AppendOutput, 2..=3);
 //!     faults.delay_calls(StoreMethod::UpdateHostRuns, 1.., Duration::from_millis(50));
