@@ -5,10 +5,10 @@
 //! batch limit), so a quiet run writes each piece at once (low latency) and a busy one
 //! writes few large batches (high throughput).
 //!
-//! A store that is unavailable is retried a few times per write. Output it still refuses is
-//! not stored (and not published: the bus only carries stored chunks); host results it
-//! still refuses are kept, tried again with the next batches and finally written with the
-//! execution's final status.
+//! A store that is unavailable is retried a few times per write. What it still refuses is
+//! kept and tried again first with the next batches: output (up to a bound; the bus only
+//! carries stored chunks) and host results, which wait for their host's output and, still
+//! refused at the end, are written with the execution's final status.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,6 +24,9 @@ use crate::store::{HostRunUpdate, NewOutput, Store};
 
 const BATCH: usize = 1024;
 const RETRIES: u32 = 5;
+/// Output bytes kept for a later batch while the store refuses them; past this, the oldest
+/// kept output is given up, so an outage cannot grow a run's memory without bound.
+const MAX_UNSTORED_OUTPUT: usize = 8 * 1024 * 1024;
 
 #[derive(Debug)]
 pub(crate) enum Write {
@@ -86,9 +89,7 @@ async fn run(
     mut rx: mpsc::Receiver<Write>,
 ) -> Vec<HostRunUpdate> {
     let mut batch = Vec::with_capacity(BATCH);
-    // Host results not stored yet: tried again with every later batch, and handed back at
-    // the end, so a result is never lost to a store that was unavailable for a while.
-    let mut unwritten = Vec::new();
+    let mut unstored = Unstored::default();
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < BATCH {
@@ -97,25 +98,39 @@ async fn run(
                 Err(_) => break,
             }
         }
-        flush(&*store, &*bus, id, cap_bytes, &mut batch, &mut unwritten).await;
+        flush(&*store, &*bus, id, cap_bytes, &mut batch, &mut unstored).await;
     }
-    unwritten
+    if !unstored.output.is_empty() {
+        // One more try for output kept from the last batches.
+        flush(&*store, &*bus, id, cap_bytes, &mut batch, &mut unstored).await;
+    }
+    unstored.hosts
+}
+
+/// What the store refused (it stayed unavailable through the retries), tried again first
+/// with every later batch, so a store that is unavailable for a while loses nothing.
+#[derive(Default)]
+struct Unstored {
+    /// Output in the order it came; up to [`MAX_UNSTORED_OUTPUT`] bytes.
+    output: Vec<NewOutput>,
+    /// Host results, handed back at the end for the final status move to write.
+    hosts: Vec<HostRunUpdate>,
 }
 
 /// Writes a batch in order: host starts, then output, then host results, so a host's
-/// output is stored before its final status. Host results that could not be written are
-/// left in `unwritten` (with those of earlier batches that still could not).
+/// output is stored before its final status. What the store refuses while unavailable is
+/// left in `unstored`, after what it still held from earlier batches.
 async fn flush(
     store: &dyn Store,
     bus: &dyn EventBus,
     id: ExecutionId,
     cap: u64,
     batch: &mut Vec<Write>,
-    unwritten: &mut Vec<HostRunUpdate>,
+    unstored: &mut Unstored,
 ) {
     let mut started = Vec::new();
-    let mut output = Vec::new();
-    let mut finished = std::mem::take(unwritten);
+    let mut output = std::mem::take(&mut unstored.output);
+    let mut finished = std::mem::take(&mut unstored.hosts);
     for w in batch.drain(..) {
         match w {
             Write::Host(u) if u.status.is_final() => finished.push(u),
@@ -125,9 +140,13 @@ async fn flush(
     }
     // A start that is not stored is not kept: the host's result moves it on anyway.
     let _ = write_hosts(store, bus, id, &started).await;
+    let mut output_kept = false;
     if !output.is_empty() {
         let appended = retry("append output", || store.append_output(id, &output, cap)).await;
-        if let Ok(appended) = appended {
+        if let Err(crate::Error::Unavailable { .. }) = appended {
+            keep_output(&mut unstored.output, output);
+            output_kept = true;
+        } else if let Ok(appended) = appended {
             for (chunk, seq) in output.into_iter().zip(appended.seqs) {
                 if let Some(seq) = seq {
                     bus.publish(LiveEvent::Output(OutputChunk {
@@ -143,8 +162,33 @@ async fn flush(
             }
         }
     }
-    if let Err(crate::Error::Unavailable { .. }) = write_hosts(store, bus, id, &finished).await {
-        *unwritten = finished;
+    // A host's result waits for its output, so it is never stored before it.
+    if output_kept
+        || matches!(
+            write_hosts(store, bus, id, &finished).await,
+            Err(crate::Error::Unavailable { .. })
+        )
+    {
+        unstored.hosts = finished;
+    }
+}
+
+/// Keeps `output` for a later batch, giving up the oldest output past
+/// [`MAX_UNSTORED_OUTPUT`] bytes.
+fn keep_output(kept: &mut Vec<NewOutput>, output: Vec<NewOutput>) {
+    *kept = output;
+    let mut bytes: usize = kept.iter().map(|o| o.data.len()).sum();
+    let mut dropped = 0;
+    while bytes > MAX_UNSTORED_OUTPUT && dropped < kept.len() {
+        bytes -= kept[dropped].data.len();
+        dropped += 1;
+    }
+    if dropped > 0 {
+        tracing::error!(
+            chunks = dropped,
+            "the store stayed unavailable: output given up, not stored"
+        );
+        kept.drain(..dropped);
     }
 }
 
