@@ -261,7 +261,8 @@ async fn a_connection_lost_mid_run_and_restored_before_its_end_loses_no_line() {
     d.f.create(&e, &hosts).await;
     let mut events = d.f.bus.subscribe(e.id).await;
     let claimed = d.f.engine.claim().await.unwrap().pop().unwrap();
-    // Calls from now: the host runs read, the move to running, then the host starts…
+    // The host runs read, the move to running and the first host start go through; the
+    // connection is lost at the next call, as the hosts start.
     d.faults.lose_connection_from_call(4);
     let engine = d.f.engine.clone();
     let run = tokio::spawn(async move { engine.run_claimed(claimed).await });
@@ -321,12 +322,22 @@ async fn a_connection_lost_until_the_run_gave_up_is_finished_by_the_next_claim()
     );
     assert_eq!(d.f.get(e.id).await.status, ExecutionStatus::Running);
     d.faults.restore();
-    // The lease this node could not release expires; the next claim takes the run over.
+    // The engine loop starts by releasing this node's leases (the run could not release
+    // its own) and takes the run over. Its host result never reached the store and the
+    // local transport cannot re-attach to a run, so the host is recorded as lost.
     let running = Running::start(&d.f.engine, None);
     let stored = d.f.wait_final(e.id).await;
     running.stop().await;
-    assert!(stored.status.is_final());
+    assert_eq!(stored.status, ExecutionStatus::Failed);
     assert_settled(&d.f, &e, pids.path()).await;
+    let host = &d.f.hosts(e.id).await[0];
+    assert!(
+        host.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("interrupted")),
+        "{:?}",
+        host.error
+    );
     assert_in_order_once(&stored_lines(&d.f, e.id, 0).await, 10);
 }
 
