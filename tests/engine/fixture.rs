@@ -16,6 +16,7 @@ use job::core::model::{
 };
 use job::core::status::{ExecutionStatus, HostCounters, HostStatus};
 use job::core::store::{PageRequest, Store, TeamScope};
+use job::core::testkit::{CountingStore, FaultyStore};
 use job::core::transport::{HostTarget, Transport, TransportError};
 use job::core::values::{Address, Description, Name, TimeoutSecs};
 use job::store_sqlite::SqliteStore;
@@ -54,6 +55,37 @@ pub(crate) async fn fixture_with(config: EngineConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path().join("job.db")).await.unwrap());
+    fixture_over(dir, store.clone(), store, config).await
+}
+
+/// A fixture whose engine reaches the store through the decorators: a [`FaultyStore`] over
+/// a [`CountingStore`] over SQLite. `Fixture::store` stays the bare store, so the test's own
+/// reads neither fail nor count.
+pub(crate) struct Decorated {
+    pub(crate) f: Fixture,
+    /// Programs the faults the engine meets.
+    pub(crate) faults: Arc<FaultyStore>,
+    /// Counts the engine's calls that reached the database.
+    pub(crate) counts: Arc<CountingStore>,
+}
+
+pub(crate) async fn decorated_fixture(config: EngineConfig) -> Decorated {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("job.db")).await.unwrap());
+    let counts = Arc::new(CountingStore::new(store.clone()));
+    let faults = Arc::new(FaultyStore::new(counts.clone() as Arc<dyn Store>));
+    let f = fixture_over(dir, store, faults.clone(), config).await;
+    Decorated { f, faults, counts }
+}
+
+/// Builds the fixture: the test reads through `store`, the engine works through `engine_store`.
+async fn fixture_over(
+    dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    engine_store: Arc<dyn Store>,
+    config: EngineConfig,
+) -> Fixture {
     let team = Team {
         id: TeamId::new(),
         name: Name::parse("name", "ops").unwrap(),
@@ -64,7 +96,7 @@ pub(crate) async fn fixture_with(config: EngineConfig) -> Fixture {
     let bus = Arc::new(InProcessBus::default());
     let local: Arc<dyn Transport> = Arc::new(LocalTransport::new());
     let engine = Engine::new(
-        store.clone(),
+        engine_store,
         Arc::new(FlakyConnector(LocalConnector::new(local))),
         bus.clone(),
         Arc::new(SystemClock),

@@ -3,6 +3,7 @@
 mod fixture;
 mod recovery;
 mod rolling;
+mod store_faults;
 
 use std::time::Duration;
 

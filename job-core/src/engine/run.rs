@@ -12,8 +12,10 @@ use super::{Inner, chrono_duration, outbox::final_outbox, task::task_spec};
 use crate::bus::LiveEvent;
 use crate::ids::ExecutionId;
 use crate::model::{Execution, RollingMode, TargetSnapshot};
-use crate::status::{Event, ExecutionMachine, ExecutionStatus, HostOutcome, HostStatus};
-use crate::store::{ClaimedExecution, Lease, StoreExt, TeamScope, Transition};
+use crate::status::{
+    Event, ExecutionMachine, ExecutionStatus, HostCounters, HostOutcome, HostStatus,
+};
+use crate::store::{ClaimedExecution, HostRunUpdate, Lease, StoreExt, TeamScope, Transition};
 use crate::transport::Cancel;
 use crate::{Error, Result};
 
@@ -273,13 +275,29 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
     while tasks.join_next().await.is_some() {}
 
     let final_status = shared.status();
+    let counters = shared
+        .machine
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .counters();
     drop(shared);
     // Every host result is stored before the execution says it paused.
-    writer.finish().await;
+    let unwritten = writer.finish().await;
     if paused {
         return pause(&inner, id).await;
     }
-    finish(&inner, id, final_status, cancel_seen).await
+    let results = HostResults {
+        unwritten,
+        counters,
+    };
+    finish(&inner, id, final_status, cancel_seen, results).await
+}
+
+/// The host results a run ends with: those the writer could not store (the store was
+/// unavailable through its retries), and the counters of every host.
+struct HostResults {
+    unwritten: Vec<HostRunUpdate>,
+    counters: HostCounters,
 }
 
 /// Marks the execution paused and tells the bus. A cancel that got there first wins: the
@@ -378,48 +396,89 @@ fn deadline_instant(shared: &Shared, execution: &Execution) -> tokio::time::Inst
     tokio::time::Instant::now() + left
 }
 
-/// Writes the final status by compare-and-set with its outbox entries, then tells the bus.
+/// Writes the final status by compare-and-set with its outbox entries and the host results
+/// not stored yet, then tells the bus.
+///
+/// A store that is unavailable is tried again, with growing pauses, for a third of the
+/// lease (the lease was renewed at most that long ago, so it still holds); after that the
+/// error is returned, the execution stays `running` and the next claim after its lease
+/// finishes it.
 async fn finish(
     inner: &Inner,
     id: ExecutionId,
     final_status: ExecutionStatus,
     cancel_seen: bool,
+    results: HostResults,
 ) -> Result<ExecutionStatus> {
-    for _ in 0..3 {
-        let now = inner.clock.now();
-        let stored = inner.store.get_execution(&TeamScope::All, id).await?;
-        if stored.status.is_final() {
-            return Ok(stored.status);
-        }
-        // A cancel the runner never saw (it raced the last result) still wins: the store
-        // says cancelling, so the only move left is to cancelled.
-        let to = if stored.status == ExecutionStatus::Cancelling {
-            ExecutionStatus::Cancelled
-        } else {
-            debug_assert!(!cancel_seen || final_status == ExecutionStatus::Cancelled);
-            final_status
-        };
-        let mut done = stored.clone();
-        done.status = to;
-        done.finished_at = Some(now);
-        let transition =
-            Transition::new(stored.status, to, now).with_outbox(final_outbox(&done, now));
-        match inner.store.transition(id, &transition).await {
-            Ok(e) => {
-                inner
-                    .bus
-                    .publish(LiveEvent::Status {
-                        execution_id: id,
-                        status: e.status,
-                    })
-                    .await;
-                return Ok(e.status);
+    let give_up = tokio::time::Instant::now() + inner.config.lease / 3;
+    let mut wait = std::time::Duration::from_millis(20);
+    let mut conflicts = 0;
+    loop {
+        match finish_once(inner, id, final_status, cancel_seen, &results).await {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) => {
+                conflicts += 1;
+                if conflicts == 3 {
+                    return Err(Error::conflict(format!(
+                        "execution {id} kept changing status while being finished"
+                    )));
+                }
             }
-            Err(Error::Conflict { .. }) => {}
+            Err(Error::Unavailable { reason, .. })
+                if tokio::time::Instant::now() + wait < give_up =>
+            {
+                tracing::warn!(execution = %id, %reason, "writing the final status failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(1));
+            }
             Err(e) => return Err(e),
         }
     }
-    Err(Error::conflict(format!(
-        "execution {id} kept changing status while being finished"
-    )))
+}
+
+/// One try of [`finish`]: `None` when the stored status changed under it.
+async fn finish_once(
+    inner: &Inner,
+    id: ExecutionId,
+    final_status: ExecutionStatus,
+    cancel_seen: bool,
+    results: &HostResults,
+) -> Result<Option<ExecutionStatus>> {
+    let now = inner.clock.now();
+    let stored = inner.store.get_execution(&TeamScope::All, id).await?;
+    if stored.status.is_final() {
+        return Ok(Some(stored.status));
+    }
+    // A cancel the runner never saw (it raced the last result) still wins: the store says
+    // cancelling, so the only move left is to cancelled.
+    let to = if stored.status == ExecutionStatus::Cancelling {
+        ExecutionStatus::Cancelled
+    } else {
+        debug_assert!(!cancel_seen || final_status == ExecutionStatus::Cancelled);
+        final_status
+    };
+    let mut done = stored.clone();
+    done.status = to;
+    done.finished_at = Some(now);
+    if !results.unwritten.is_empty() {
+        // The stored counters miss those results; the callback tells the true ones.
+        done.counters = results.counters;
+    }
+    let transition = Transition::new(stored.status, to, now)
+        .with_hosts(results.unwritten.clone())
+        .with_outbox(final_outbox(&done, now));
+    match inner.store.transition(id, &transition).await {
+        Ok(e) => {
+            inner
+                .bus
+                .publish(LiveEvent::Status {
+                    execution_id: id,
+                    status: e.status,
+                })
+                .await;
+            Ok(Some(e.status))
+        }
+        Err(Error::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
