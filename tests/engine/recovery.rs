@@ -23,7 +23,7 @@ async fn a_shutdown_interrupts_what_outlives_the_grace_period() {
     let f = fixture().await;
     let pids = tempfile::tempdir().unwrap();
     let script = format!(
-        "echo $$ > \"$(mktemp -p '{}')\"; exec sleep 300",
+        "f=$(mktemp -p '{}'); echo $$ > \"$f\"; mv \"$f\" \"$f.pid\"; exec sleep 300",
         pids.path().display()
     );
     // Two hosts run, the third waits for the next batch.
@@ -34,15 +34,21 @@ async fn a_shutdown_interrupts_what_outlives_the_grace_period() {
 
     let running = Running::start(&f.engine, Some(Duration::from_secs(1)));
     f.wait_hosts_running(e.id, 2).await;
-    let started: Vec<i32> = std::fs::read_dir(pids.path())
-        .unwrap()
-        .map(|p| {
-            std::fs::read_to_string(p.unwrap().path())
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        })
+    // A pid file appears whole (written, then renamed), once the script has started.
+    let pid_files = || {
+        std::fs::read_dir(pids.path())
+            .unwrap()
+            .map(|p| p.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pid"))
+            .collect::<Vec<_>>()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while pid_files().len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started: Vec<i32> = pid_files()
+        .into_iter()
+        .map(|p| std::fs::read_to_string(p).unwrap().trim().parse().unwrap())
         .collect();
     assert_eq!(started.len(), 2, "both processes wrote their pid");
     assert!(started.iter().all(|p| alive(*p)));
