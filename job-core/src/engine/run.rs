@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 
-use super::host::{HostStart, INTERRUPTED, Shared, run_host};
+use super::host::{HostStart, INTERRUPTED, run_host};
+use super::shared::Shared;
 use super::writer::Writer;
 use super::{Inner, chrono_duration, outbox::final_outbox, task::task_spec};
 use crate::bus::LiveEvent;
