@@ -11,9 +11,22 @@
 //! | `local`    | [`transport_local`] | run tasks as local processes (default)          |
 //! | `ssh`      | `transport_ssh`     | agentless targets over SSH                      |
 //! | `nats`     | `transport_nats`    | agents, open interfaces and the bus over NATS   |
-//! | `http`     | `http`              | REST, SSE and the web console (axum)            |
+//! | `http`     | `http`              | the REST API and SSE live output (axum)         |
 //!
 //! `full` turns them all on.
+//!
+//! # How the pieces fit
+//!
+//! An embedding application opens a store (`store_sqlite::SqliteStore` or
+//! `store_postgres::PgStore`; both implement [`core::store::Store`]), gives an
+//! [`core::engine::Engine`] that store, an [`core::bus::EventBus`] and a
+//! [`core::engine::HostConnector`] that picks a [`core::transport::Transport`] per target
+//! (local processes, SSH or NATS agents), and runs the engine. Executions are born through the
+//! use cases in [`core::launch`] (`launch_script`, `launch_file_distribution`, `re_execute`),
+//! which check values, team access and high-risk rules before anything is stored; the engine
+//! claims them, fans them out and folds the results through the status machine.
+//! `examples/embed-quick-execute` shows the value types and the status machine on their own;
+//! `jobd` (the `job-bin` crate) is the full composition.
 
 pub use job_core as core;
 

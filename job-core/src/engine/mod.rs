@@ -1,4 +1,4 @@
-//! The engine: claims pending executions and runs them on their hosts (DESIGN §8).
+//! The engine: claims pending executions and runs them on their hosts; see docs/engine.md.
 //!
 //! - **Claims** pending executions with a lease in the store, so in a cluster each runs on one
 //!   node; renews the lease while running; resumes executions whose node's lease expired.

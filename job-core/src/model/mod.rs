@@ -1,4 +1,4 @@
-//! The domain model (DESIGN §3).
+//! The domain model: teams, users, targets, scripts, executions and what they hold.
 //!
 //! Plain data, checked at construction through the types of [`crate::values`]. Wire names
 //! follow the established contract of BlueKing's job platform where one exists, so other

@@ -1,4 +1,4 @@
-//! High-risk command and path rules, and team access (DESIGN §5).
+//! High-risk command and path rules, and team access; see docs/policy.md.
 //!
 //! Rules are a **guard-rail, not a sandbox**: they stop the common destructive commands
 //! and destinations that a hurried operator or a careless script might run, in their usual

@@ -1,4 +1,4 @@
-//! The `Store` traits, split by capability (DESIGN §7).
+//! The `Store` traits, split by capability; see docs/storage.md.
 //!
 //! Each capability trait groups the atomic use-case operations of one aggregate: creating an
 //! execution writes it with all its host runs, a status move is a compare-and-set checked

@@ -1,4 +1,4 @@
-//! Script templating with minijinja (DESIGN §6).
+//! Script templating with minijinja; see docs/templating.md.
 //!
 //! Scripts use Jinja2 syntax (`{{ param }}`, `{% if %}`, `{% for %}`, filters). Rendering is
 //! strict and bounded:

@@ -1,4 +1,4 @@
-//! The `Transport` trait: run a task on one target, push and pull files (DESIGN §7).
+//! The `Transport` trait: run a task on one target, push and pull files; see docs/transports.md.
 //!
 //! A transport is how the engine reaches a host: the control node itself
 //! (`job-transport-local`), agentless over SSH (`job-transport-ssh`) or a resident agent

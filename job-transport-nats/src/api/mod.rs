@@ -1,5 +1,5 @@
 //! The NATS open interfaces: request/reply methods on `{namespace}.{method}` for other
-//! platform services (DESIGN §10).
+//! platform services; see docs/nats-api.md.
 //!
 //! Methods ([`METHODS`]): `job_script_execute`, `job_file_distribute`,
 //! `job_task_terminate`, `job_status_batch_query`, `job_detail_query`, `job_target_list`.
