@@ -470,7 +470,7 @@ fn use_tree(tokens: &[Token], prefix: Vec<String>, out: &mut Vec<(Vec<String>, O
                 }
                 return;
             }
-            _ => return,
+            Token::Punct(_) => return,
         }
     }
     if seg_is_self(&path) {

@@ -33,7 +33,7 @@ pub(crate) async fn run_execution(
 }
 
 async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<ExecutionStatus> {
-    let execution = claimed.execution;
+    let mut execution = claimed.execution;
     let id = execution.id;
     if execution.paused_at.is_some() && execution.status == ExecutionStatus::Running {
         // Paused by its rolling plan: it waits for a resume or a cancel, not for a node.
@@ -49,9 +49,8 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
         Vec::new()
     };
     let statuses: Vec<HostStatus> = hosts.iter().map(|h| h.status).collect();
-    let (execution, machine) = match mark_running(&inner, execution, statuses, now).await? {
-        Prepared::Run(execution, machine) => (execution, machine),
-        Prepared::Over(status) => return Ok(status),
+    let Some(machine) = mark_running(&inner, &mut execution, statuses, now).await? else {
+        return Ok(execution.status);
     };
 
     let writer = Writer::spawn(
@@ -117,30 +116,24 @@ fn hosts_to_reattach(
         .collect()
 }
 
-/// What a claimed execution is once its status machine is restored and it is started.
-enum Prepared {
-    /// It runs (or converges a cancel): as stored now, with its machine.
-    Run(Execution, ExecutionMachine),
-    /// There is nothing to run: it ended, or went back to pending, meanwhile.
-    Over(ExecutionStatus),
-}
-
 /// Restores the execution's status machine from its stored status and host statuses, and
-/// moves a pending execution to `running` (by compare-and-set, telling the bus).
+/// moves a pending execution to `running` (by compare-and-set, telling the bus), updating
+/// `execution` to what is stored. `None` when there is nothing to run: it ended, or went back
+/// to pending, meanwhile.
 async fn mark_running(
     inner: &Inner,
-    mut execution: Execution,
+    execution: &mut Execution,
     statuses: Vec<HostStatus>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Prepared> {
+) -> Result<Option<ExecutionMachine>> {
     let id = execution.id;
-    let deadline = inner.cancel_deadline(&execution);
+    let deadline = inner.cancel_deadline(execution);
     let mut machine = ExecutionMachine::restore(execution.status, statuses.clone(), deadline)?;
     if execution.status == ExecutionStatus::Pending {
         let start = Transition::new(ExecutionStatus::Pending, ExecutionStatus::Running, now);
         match inner.store.transition(id, &start).await {
             Ok(stored) => {
-                execution = stored;
+                *execution = stored;
                 machine.apply(Event::Start)?;
                 inner
                     .bus
@@ -152,23 +145,23 @@ async fn mark_running(
             }
             Err(Error::Conflict { .. }) => {
                 // Cancelled (or taken) meanwhile: see what it is now.
-                execution = inner.store.get_execution(&TeamScope::All, id).await?;
+                *execution = inner.store.get_execution(&TeamScope::All, id).await?;
                 if execution.status.is_final() || execution.status == ExecutionStatus::Pending {
-                    return Ok(Prepared::Over(execution.status));
+                    return Ok(None);
                 }
                 machine = ExecutionMachine::restore(
                     execution.status,
                     statuses,
-                    inner.cancel_deadline(&execution),
+                    inner.cancel_deadline(execution),
                 )?;
             }
             Err(e) => return Err(e),
         }
     }
     if execution.status.is_final() {
-        return Ok(Prepared::Over(execution.status));
+        return Ok(None);
     }
-    Ok(Prepared::Run(execution, machine))
+    Ok(Some(machine))
 }
 
 /// How watching an execution's hosts ended.
