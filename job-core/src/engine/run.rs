@@ -32,6 +32,10 @@ pub(crate) async fn run_execution(
     result
 }
 
+/// The steps of a run: find the hosts to re-attach ([`hosts_to_reattach`]), restore the
+/// status machine and start the execution ([`mark_running`]), start the hosts
+/// ([`HostsRun::fan_out`]), follow them to the end ([`HostsRun::watch`]), then store every
+/// result and write the final status ([`finish`]) or the pause ([`pause`]).
 async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<ExecutionStatus> {
     let mut execution = claimed.execution;
     let id = execution.id;
