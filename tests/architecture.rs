@@ -7,6 +7,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "architecture/modules.rs"]
+mod modules;
+
+use modules::CrateGraph;
+
 /// Crates that only backends and adapters may depend on.
 const BACKEND_CRATES: &[&str] = &[
     "sqlx",
@@ -139,4 +144,151 @@ fn backends_and_adapters_never_depend_on_each_other() {
             "{a} depends on {crossed:?}; adapters meet only in job-core's traits"
         );
     }
+}
+
+/// The root file of every library and binary of every workspace package, with its name.
+fn workspace_crate_roots(meta: &Value) -> Vec<(String, std::path::PathBuf)> {
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut roots = Vec::new();
+    for package in meta["packages"].as_array().unwrap() {
+        if !members.contains(package["id"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        for target in package["targets"].as_array().unwrap() {
+            let kinds: Vec<&str> = target["kind"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            if kinds
+                .iter()
+                .any(|k| ["lib", "bin", "proc-macro"].contains(k))
+            {
+                roots.push((
+                    format!(
+                        "{} ({})",
+                        package["name"].as_str().unwrap(),
+                        kinds.join(",")
+                    ),
+                    target["src_path"].as_str().unwrap().into(),
+                ));
+            }
+        }
+    }
+    roots
+}
+
+#[test]
+fn no_crate_has_a_cycle_between_its_modules() {
+    let roots = workspace_crate_roots(&metadata());
+    assert!(
+        roots.len() >= 9,
+        "the workspace's crates are found: {roots:?}"
+    );
+    let mut cycles = Vec::new();
+    for (name, root) in &roots {
+        let graph = CrateGraph::read(root).unwrap_or_else(|e| panic!("{name}: {e}"));
+        cycles.extend(graph.cycles().into_iter().map(|c| format!("{name} {c}")));
+    }
+    assert!(
+        cycles.is_empty(),
+        "modules that depend on each other; move what both need into one of them or below \
+         both:\n{}",
+        cycles.join("\n")
+    );
+}
+
+#[test]
+fn the_cycle_check_sees_a_cycle_between_sibling_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::write(src.join("lib.rs"), "mod a;\nmod b;\npub use a::Shared;\n").unwrap();
+    std::fs::create_dir(src.join("a")).unwrap();
+    std::fs::write(
+        src.join("a.rs"),
+        "mod inner;\npub struct Shared;\nfn f() { super::b::run(); }\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("a/inner.rs"), "use super::super::Shared;\n").unwrap();
+    // `crate::Shared` is a re-export of `a::Shared`: b depends on a.
+    std::fs::write(
+        src.join("b.rs"),
+        "// crate::a in a comment is no dependency\nuse crate::Shared;\npub fn run() {}\n",
+    )
+    .unwrap();
+    let cycles = CrateGraph::read(&src.join("lib.rs")).unwrap().cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert!(cycles[0].starts_with("in crate: {a, b}"), "{cycles:?}");
+
+    // Without the call from a to b, parent and child references alone make no cycle.
+    std::fs::write(src.join("a.rs"), "mod inner;\npub struct Shared;\n").unwrap();
+    let cycles = CrateGraph::read(&src.join("lib.rs")).unwrap().cycles();
+    assert!(cycles.is_empty(), "{cycles:?}");
+}
+
+/// job-core's layers, lowest first. A module may use modules of its own layer or of a lower
+/// one, never of a higher one (the cycle check keeps a layer's modules from going round).
+const JOB_CORE_LAYERS: &[(&str, &[&str])] = &[
+    ("words", &["ids", "rule_hit", "error", "clock"]),
+    ("values", &["values", "schedule", "status"]),
+    ("model", &["model"]),
+    ("rules", &["policy", "template", "interpreter", "secret"]),
+    ("seams", &["store", "transport", "bus"]),
+    ("use cases", &["launch", "engine"]),
+    ("conformance", &["testkit"]),
+];
+
+#[test]
+fn job_core_imports_only_down_or_sideways() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("job-core/src/lib.rs");
+    let graph = CrateGraph::read(&root).unwrap();
+    let layer_of = |module: &str| {
+        JOB_CORE_LAYERS
+            .iter()
+            .position(|(_, mods)| mods.contains(&module))
+    };
+    let unplaced: Vec<&String> = graph
+        .modules()
+        .filter(|m| m.len() == 1)
+        .map(|m| &m[0])
+        .filter(|m| layer_of(m).is_none())
+        .collect();
+    assert!(
+        unplaced.is_empty(),
+        "job-core modules in no layer of JOB_CORE_LAYERS (place them there and in \
+         ARCHITECTURE.md): {unplaced:?}"
+    );
+    let mut upward = BTreeSet::new();
+    let mut seen = 0;
+    for r in graph.references() {
+        let (Some(from), Some(to)) = (r.from.first(), r.to.first()) else {
+            continue;
+        };
+        if from == to {
+            continue;
+        }
+        seen += 1;
+        let (low, high) = (layer_of(from).unwrap(), layer_of(to).unwrap());
+        if high > low {
+            upward.insert(format!(
+                "{from} ({}) uses {to} ({}): {} writes `{}`",
+                JOB_CORE_LAYERS[low].0,
+                JOB_CORE_LAYERS[high].0,
+                r.file.display(),
+                r.written
+            ));
+        }
+    }
+    assert!(seen > 50, "the check sees job-core's imports ({seen})");
+    assert!(
+        upward.is_empty(),
+        "upward imports in job-core:\n{}",
+        upward.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }

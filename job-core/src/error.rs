@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::rule_hit::PolicyHit;
+
 /// A boxed error from a backend, kept as the `source` of [`Error::Unavailable`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -109,20 +111,6 @@ impl Error {
             Self::Unavailable { .. } => "unavailable",
         }
     }
-}
-
-/// One high-risk rule that matched a request.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PolicyHit {
-    /// The rule that matched (`None` for a check that is not a stored rule, such as a
-    /// malformed path).
-    pub rule_id: Option<crate::ids::RuleId>,
-    /// The rule's name or pattern, for people.
-    pub rule: String,
-    /// How severe the rule is.
-    pub level: crate::model::RuleLevel,
-    /// The text that matched: a segment of the rendered script or the destination path.
-    pub matched: String,
 }
 
 struct DisplayHits<'a>(&'a [PolicyHit]);

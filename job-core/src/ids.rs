@@ -1,10 +1,11 @@
 //! Typed identifiers: a `TargetId` can never be passed where an `ExecutionId` is expected.
 //!
 //! Every id is a UUIDv7, generated without a round trip to the store and ordered by creation
-//! time, which keyset pagination relies on.
+//! time, which keyset pagination relies on. Parsing a caller's id (`parse_field`,
+//! `FromStr`) lives with the other edge values in [`crate::values`], so that this module,
+//! below the error type, depends on nothing of the crate.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -32,12 +33,8 @@ macro_rules! id_type {
                 self.0
             }
 
-            /// Parses an id given by a caller, naming `field` if it is not a UUID.
-            pub fn parse_field(field: &str, value: &str) -> crate::Result<Self> {
-                Uuid::parse_str(value.trim())
-                    .map(Self)
-                    .map_err(|_| crate::Error::invalid(field, concat!("not a valid ", $label, " id (expected a UUID)")))
-            }
+            /// What it identifies, for people (`"target group"`).
+            pub const LABEL: &'static str = $label;
         }
 
         impl Default for $name {
@@ -49,13 +46,6 @@ macro_rules! id_type {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Display::fmt(&self.0, f)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = crate::Error;
-            fn from_str(s: &str) -> crate::Result<Self> {
-                Self::parse_field("id", s)
             }
         }
     )*};

@@ -193,10 +193,6 @@ pub struct FileLaunch {
     pub trigger_source: TriggerSource,
 }
 
-/// The separator between a source's target id and its path in
-/// [`TaskSnapshot::FileDistribution::sources`]: `<target id>:<absolute path>`.
-pub const SOURCE_SEPARATOR: char = ':';
-
 /// Stores a `pending` file distribution after the checks of [`launch_script`] that apply
 /// (team access, targets) and these: every source target is one of the team's (another
 /// team's answers exactly like a missing one), every source path and the destination are
@@ -249,7 +245,10 @@ pub async fn launch_file_distribution(
         sources: request
             .sources
             .iter()
-            .map(|s| format!("{}{SOURCE_SEPARATOR}{}", s.target_id, s.path))
+            .map(|s| crate::model::DistributionSource::Target {
+                target_id: s.target_id,
+                path: s.path.to_string(),
+            })
             .collect(),
         destination: request.destination.to_string(),
         overwrite: request.overwrite,

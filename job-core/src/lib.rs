@@ -28,6 +28,7 @@ pub mod interpreter;
 pub mod launch;
 pub mod model;
 pub mod policy;
+mod rule_hit;
 pub mod schedule;
 pub mod secret;
 pub mod status;
@@ -38,4 +39,5 @@ pub mod testkit;
 pub mod transport;
 pub mod values;
 
-pub use error::{BoxError, Error, PolicyHit, Result};
+pub use error::{BoxError, Error, Result};
+pub use rule_hit::PolicyHit;

@@ -571,6 +571,50 @@ impl TryFrom<String> for Sha256Hex {
 }
 deserialize_via!(Sha256Hex, String);
 
+/// Parsing of the typed ids of [`crate::ids`] from what a caller sent.
+macro_rules! parse_ids {
+    ($($id:ident),* $(,)?) => {$(
+        impl crate::ids::$id {
+            /// Parses an id given by a caller, naming `field` if it is not a UUID.
+            pub fn parse_field(field: &str, value: &str) -> Result<Self> {
+                uuid::Uuid::parse_str(value.trim())
+                    .map(Self::from_uuid)
+                    .map_err(|_| {
+                        Error::invalid(
+                            field,
+                            format!("not a valid {} id (expected a UUID)", Self::LABEL),
+                        )
+                    })
+            }
+        }
+
+        impl std::str::FromStr for crate::ids::$id {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::parse_field("id", s)
+            }
+        }
+    )*};
+}
+
+parse_ids!(
+    TeamId,
+    UserId,
+    TokenId,
+    TargetId,
+    GroupId,
+    CredentialId,
+    ScriptId,
+    ScriptVersionId,
+    PlaybookId,
+    PlaybookVersionId,
+    FileId,
+    RuleId,
+    CronJobId,
+    ExecutionId,
+    DeliveryId,
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

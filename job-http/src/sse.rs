@@ -25,16 +25,37 @@ use job_core::bus::LiveEvent;
 use job_core::ids::ExecutionId;
 use job_core::model::OutputChunk;
 use job_core::store::{MAX_PAGE, OutputCursor, TeamScope};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::AppState;
-use crate::api::executions::OutputOut;
 use crate::auth::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{QueryParams, parse_opt};
+
+/// A piece of stored output as the API shows it; the text is lossy UTF-8 of the bytes.
+#[derive(Debug, Serialize)]
+pub(crate) struct OutputOut {
+    pub(crate) host: u32,
+    pub(crate) seq: u64,
+    pub(crate) stream: job_core::model::OutputStream,
+    pub(crate) text: String,
+    pub(crate) ts: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&OutputChunk> for OutputOut {
+    fn from(c: &OutputChunk) -> Self {
+        Self {
+            host: c.host_index,
+            seq: c.seq,
+            stream: c.stream,
+            text: String::from_utf8_lossy(&c.data).into_owned(),
+            ts: c.ts,
+        }
+    }
+}
 
 /// How often keep-alive comments are sent on a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -124,7 +124,7 @@ pub struct SshConnection {
     handle: client::Handle<Verifier>,
     endpoint: Endpoint,
     options: SshOptions,
-    pub(crate) runners: crate::runner::Runners,
+    pub(crate) runners: crate::resident::Runners,
 }
 
 impl std::fmt::Debug for SshConnection {
@@ -212,7 +212,7 @@ impl SshConnection {
                 handle,
                 endpoint,
                 options,
-                runners: crate::runner::Runners::default(),
+                runners: crate::resident::Runners::default(),
             }),
         }
     }

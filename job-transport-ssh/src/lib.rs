@@ -15,6 +15,7 @@ mod connection;
 mod host_key;
 mod pool;
 mod remote;
+mod resident;
 mod runner;
 mod transport;
 

@@ -13,63 +13,16 @@
 //! its channel is closed, and the next run starts a fresh one.
 
 use std::future::Future;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use job_core::model::OutputStream;
 use russh::ChannelMsg;
-use russh::client;
 use tokio::sync::mpsc;
 
 use crate::connection::{OutputPiece, RemoteScript, RunEnd, SshConnection, send};
+use crate::resident::{MAX_RUNNERS, RunnerChannel};
 use crate::{SshError, remote};
-
-/// A runner's channel.
-pub(crate) type RunnerChannel = russh::Channel<client::Msg>;
-
-/// Runners alive at once on one connection at most. Each holds an SSH session (sshd allows
-/// ten a connection by default); runs beyond these go through their own sessions.
-const MAX_RUNNERS: usize = 3;
-
-/// The runners of one connection.
-#[derive(Default)]
-pub(crate) struct Runners {
-    idle: Mutex<Vec<RunnerChannel>>,
-    live: AtomicUsize,
-    unavailable: AtomicBool,
-}
-
-impl std::fmt::Debug for Runners {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runners")
-            .field("live", &self.live.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Runners {
-    fn take_idle(&self) -> Option<RunnerChannel> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
-    }
-
-    fn put_idle(&self, ch: RunnerChannel) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(ch);
-    }
-
-    /// Closes a runner for good (its end of stdin ends its loop).
-    async fn retire(&self, ch: RunnerChannel) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-        let _ = ch.close().await;
-    }
-
-    /// Closes every idle runner.
-    pub(crate) async fn close_idle(&self) {
-        while let Some(ch) = self.take_idle() {
-            self.retire(ch).await;
-        }
-    }
-}
 
 /// The runner did not start the script: it can still be run another way.
 #[derive(Debug)]

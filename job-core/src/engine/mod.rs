@@ -23,6 +23,8 @@ mod host;
 mod outbox;
 mod resume;
 mod run;
+mod shared;
+mod sources;
 mod task;
 mod writer;
 

@@ -1,17 +1,20 @@
 //! Running one claimed execution to its end.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
+use tokio::time::Sleep;
 
-use super::host::{HostStart, INTERRUPTED, Shared, run_host};
-use super::writer::Writer;
+use super::host::{HostStart, INTERRUPTED, run_host};
+use super::shared::Shared;
+use super::writer::{Writer, WriterHandle};
 use super::{Inner, chrono_duration, outbox::final_outbox, task::task_spec};
 use crate::bus::LiveEvent;
 use crate::ids::ExecutionId;
-use crate::model::{Execution, RollingMode, TargetSnapshot};
+use crate::model::{Execution, HostRun, RollingMode, TargetSnapshot};
 use crate::status::{
     Event, ExecutionMachine, ExecutionStatus, HostCounters, HostOutcome, HostStatus,
 };
@@ -31,52 +34,122 @@ pub(crate) async fn run_execution(
     result
 }
 
+/// The steps of a run: find the hosts to re-attach ([`hosts_to_reattach`]), restore the
+/// status machine and start the execution ([`mark_running`]), start the hosts
+/// ([`HostsRun::fan_out`]), follow them to the end ([`HostsRun::watch`]), then store every
+/// result and write the final status ([`finish`]) or the pause ([`pause`]).
 async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<ExecutionStatus> {
-    let id = claimed.execution.id;
     let mut execution = claimed.execution;
+    let id = execution.id;
     if execution.paused_at.is_some() && execution.status == ExecutionStatus::Running {
         // Paused by its rolling plan: it waits for a resume or a cancel, not for a node.
         return Ok(execution.status);
     }
     // Follow the bus first, so a cancel published from now on is not missed.
-    let mut live = inner.bus.subscribe(id).await;
+    let live = inner.bus.subscribe(id).await;
     let hosts = inner.store.all_host_runs(&TeamScope::All, id).await?;
     let now = inner.clock.now();
-
-    // Hosts a control node that stopped was running: their transport is asked to re-attach
-    // (agents run on without us); where it cannot, they are recorded as interrupted.
-    let resumed: Vec<(u32, HostStart)> = if claimed.taken_over {
-        hosts
-            .iter()
-            .filter(|h| h.status == HostStatus::Running)
-            .map(|h| {
-                let ends =
-                    h.started_at.unwrap_or(now) + chrono_duration(execution.timeout.as_duration());
-                let time_left = (ends - now)
-                    .to_std()
-                    .unwrap_or_default()
-                    .max(std::time::Duration::from_secs(1));
-                let start = HostStart::Resume {
-                    stdout: h.stdout_bytes,
-                    stderr: h.stderr_bytes,
-                    time_left,
-                };
-                (h.index, start)
-            })
-            .collect()
+    let resumed = if claimed.taken_over {
+        hosts_to_reattach(&execution, &hosts, now)
     } else {
         Vec::new()
     };
-
-    let deadline = inner.cancel_deadline(&execution);
     let statuses: Vec<HostStatus> = hosts.iter().map(|h| h.status).collect();
-    let mut machine = ExecutionMachine::restore(execution.status, statuses.clone(), deadline)?;
+    let Some(machine) = mark_running(&inner, &mut execution, statuses, now).await? else {
+        return Ok(execution.status);
+    };
 
+    let writer = Writer::spawn(
+        inner.store.clone(),
+        inner.bus.clone(),
+        id,
+        inner.config.output_cap_bytes,
+    );
+    let targets = hosts.into_iter().map(|h| h.target).collect();
+    let mut run = HostsRun::fan_out(
+        inner.clone(),
+        (execution, machine),
+        targets,
+        resumed,
+        live,
+        writer.handle(),
+    )
+    .await;
+    let ending = run.watch().await?;
+    if let Ending::LeaseLost(e) = ending {
+        // Another node owns it now: write nothing more.
+        drop(run);
+        writer.finish().await;
+        return Err(e);
+    }
+    while run.tasks.join_next().await.is_some() {}
+    let final_status = run.shared.status();
+    let cancel_seen = run.cancel_seen;
+    let counters = run
+        .shared
+        .machine
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .counters();
+    drop(run);
+    // Every host result is stored before the execution says it paused.
+    let unwritten = writer.finish().await;
+    if let Ending::Paused = ending {
+        return pause(&inner, id).await;
+    }
+    let results = HostResults {
+        unwritten,
+        counters,
+    };
+    finish(&inner, id, final_status, cancel_seen, results).await
+}
+
+/// The hosts a control node that stopped was running, with how each is re-attached: their
+/// transport is asked to resume the run (agents run on without us) with what is left of
+/// the timeout; where it cannot, they are recorded as interrupted.
+fn hosts_to_reattach(
+    execution: &Execution,
+    hosts: &[HostRun],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(u32, HostStart)> {
+    hosts
+        .iter()
+        .filter(|h| h.status == HostStatus::Running)
+        .map(|h| {
+            let ends =
+                h.started_at.unwrap_or(now) + chrono_duration(execution.timeout.as_duration());
+            let time_left = (ends - now)
+                .to_std()
+                .unwrap_or_default()
+                .max(std::time::Duration::from_secs(1));
+            let start = HostStart::Resume {
+                stdout: h.stdout_bytes,
+                stderr: h.stderr_bytes,
+                time_left,
+            };
+            (h.index, start)
+        })
+        .collect()
+}
+
+/// Restores the execution's status machine from its stored status and host statuses, and
+/// moves a pending execution to `running` (by compare-and-set, telling the bus), updating
+/// `execution` to what is stored. `None` when there is nothing to run: it ended, or went back
+/// to pending, meanwhile.
+async fn mark_running(
+    inner: &Inner,
+    execution: &mut Execution,
+    statuses: Vec<HostStatus>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<ExecutionMachine>> {
+    let id = execution.id;
+    let deadline = inner.cancel_deadline(execution);
+    let mut machine = ExecutionMachine::restore(execution.status, statuses.clone(), deadline)?;
     if execution.status == ExecutionStatus::Pending {
         let start = Transition::new(ExecutionStatus::Pending, ExecutionStatus::Running, now);
         match inner.store.transition(id, &start).await {
             Ok(stored) => {
-                execution = stored;
+                *execution = stored;
                 machine.apply(Event::Start)?;
                 inner
                     .bus
@@ -88,155 +161,234 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
             }
             Err(Error::Conflict { .. }) => {
                 // Cancelled (or taken) meanwhile: see what it is now.
-                execution = inner.store.get_execution(&TeamScope::All, id).await?;
+                *execution = inner.store.get_execution(&TeamScope::All, id).await?;
                 if execution.status.is_final() || execution.status == ExecutionStatus::Pending {
-                    return Ok(execution.status);
+                    return Ok(None);
                 }
                 machine = ExecutionMachine::restore(
                     execution.status,
                     statuses,
-                    inner.cancel_deadline(&execution),
+                    inner.cancel_deadline(execution),
                 )?;
             }
             Err(e) => return Err(e),
         }
     }
     if execution.status.is_final() {
-        return Ok(execution.status);
+        return Ok(None);
+    }
+    Ok(Some(machine))
+}
+
+/// How watching an execution's hosts ended.
+enum Ending {
+    /// The status machine reached a final status.
+    Final,
+    /// Its rolling plan pauses it after a failing batch.
+    Paused,
+    /// Another node took the lease: the hosts here were stopped.
+    LeaseLost(Error),
+}
+
+/// A timer that does not fire (a year away), armed later.
+const FAR: std::time::Duration = std::time::Duration::from_secs(86_400 * 365);
+
+/// An execution whose hosts run on this node: what its runner watches until it ends.
+struct HostsRun {
+    inner: Arc<Inner>,
+    execution: Execution,
+    shared: Arc<Shared>,
+    targets: Vec<TargetSnapshot>,
+    tasks: JoinSet<()>,
+    live: broadcast::Receiver<LiveEvent>,
+    /// A cancel is being applied: nothing new starts and the hosts converge to `cancelled`.
+    cancel_seen: bool,
+    /// The hosts of the rolling batch started last.
+    batch: Option<std::ops::Range<u32>>,
+    /// When hosts still unreported after a cancel are forced to `cancelled`.
+    converge: Pin<Box<Sleep>>,
+    /// After an interrupt, how long the transports get to kill and report their hosts.
+    kill_wait: Pin<Box<Sleep>>,
+}
+
+impl HostsRun {
+    /// Starts the hosts: re-attaches the taken-over ones, then starts the first batch, or,
+    /// for a run taken over while cancelling, cancels the hosts that never started.
+    async fn fan_out(
+        inner: Arc<Inner>,
+        (execution, machine): (Execution, ExecutionMachine),
+        targets: Vec<TargetSnapshot>,
+        resumed: Vec<(u32, HostStart)>,
+        live: broadcast::Receiver<LiveEvent>,
+        writer: WriterHandle,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            task: task_spec(&execution, inner.config.output_cap_bytes).map_err(|e| e.to_string()),
+            inner: inner.clone(),
+            machine: Mutex::new(machine),
+            cancel: Cancel::new(),
+            interrupted: AtomicBool::new(false),
+            writer,
+            per_execution: Semaphore::new(inner.config.max_hosts_per_execution.max(1)),
+            sources: Default::default(),
+            execution: execution.clone(),
+        });
+        let mut run = Self {
+            inner,
+            execution,
+            cancel_seen: shared.status() == ExecutionStatus::Cancelling,
+            shared,
+            targets,
+            tasks: JoinSet::new(),
+            live,
+            batch: None,
+            converge: Box::pin(tokio::time::sleep(FAR)),
+            kill_wait: Box::pin(tokio::time::sleep(FAR)),
+        };
+        // Taken-over hosts are re-attached either way: when cancelling, the resumed run
+        // carries the cancel to where the script still runs.
+        for (index, start) in resumed {
+            if let Some(target) = run.targets.get(index as usize) {
+                let host = run_host(run.shared.clone(), index, target.clone(), start);
+                run.tasks.spawn(host);
+            }
+        }
+        if run.cancel_seen {
+            // Taken over while cancelling: straight to converging, nothing new starts.
+            run.shared.cancel.cancel();
+            run.shared
+                .end_hosts(
+                    |s| s == HostStatus::Pending,
+                    HostOutcome::Cancelled,
+                    "cancelled before it started",
+                )
+                .await;
+            run.converge_by_deadline();
+        } else {
+            run.batch = start_batch(&run.shared, &run.targets, &mut run.tasks);
+        }
+        run
     }
 
-    let writer = Writer::spawn(
-        inner.store.clone(),
-        inner.bus.clone(),
-        id,
-        inner.config.output_cap_bytes,
-    );
-    let shared = Arc::new(Shared {
-        task: task_spec(&execution, inner.config.output_cap_bytes).map_err(|e| e.to_string()),
-        inner: inner.clone(),
-        machine: Mutex::new(machine),
-        cancel: Cancel::new(),
-        interrupted: AtomicBool::new(false),
-        writer: writer.handle(),
-        per_execution: Semaphore::new(inner.config.max_hosts_per_execution.max(1)),
-        sources: Default::default(),
-        execution: execution.clone(),
-    });
-    let targets: Vec<TargetSnapshot> = hosts.into_iter().map(|h| h.target).collect();
-    let mut tasks = JoinSet::new();
+    /// Follows the hosts, cancels, the lease and a shutdown until the execution is final,
+    /// pauses, or is lost to another node.
+    async fn watch(&mut self) -> Result<Ending> {
+        let mut poll = tokio::time::interval(self.inner.config.cancel_poll);
+        let mut renew = tokio::time::interval(self.inner.config.lease / 3);
+        renew.tick().await;
+        poll.tick().await;
+        while !self.shared.status().is_final() {
+            tokio::select! {
+                joined = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Some(Err(e)) = joined && !e.is_cancelled() {
+                        tracing::error!(execution = %self.execution.id, error = %e, "a host task panicked");
+                    }
+                }
+                event = self.live.recv(), if !self.cancel_seen => match event {
+                    Ok(LiveEvent::Status { status: ExecutionStatus::Cancelling, .. }) => {
+                        self.check_cancel().await;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        self.live = self.inner.bus.subscribe(self.execution.id).await;
+                    }
+                    _ => {}
+                },
+                _ = poll.tick(), if !self.cancel_seen => self.check_cancel().await,
+                () = self.inner.interrupt.cancelled(), if !self.shared.is_interrupted() => {
+                    // This node shuts down and the grace period is over: kill what runs here.
+                    self.shared.interrupted.store(true, Ordering::SeqCst);
+                    self.shared.cancel.cancel();
+                    self.kill_wait.as_mut().reset(tokio::time::Instant::now() + KILL_WAIT);
+                }
+                () = &mut self.kill_wait, if self.shared.is_interrupted() => {
+                    // Transports that did not report in time: stop waiting for them.
+                    self.tasks.abort_all();
+                    self.kill_wait.as_mut().reset(tokio::time::Instant::now() + FAR);
+                }
+                _ = renew.tick() => {
+                    if let Err(e) = self.renew_lease().await {
+                        return Ok(Ending::LeaseLost(e));
+                    }
+                }
+                () = &mut self.converge, if self.cancel_seen => self.force_cancelled().await?,
+            }
+            if !self.tasks.is_empty() || self.shared.status().is_final() {
+                continue;
+            }
+            if let Some(ending) = self.every_host_task_ended().await? {
+                return Ok(ending);
+            }
+        }
+        Ok(Ending::Final)
+    }
 
-    // A run taken over while cancelling goes straight to converging: the hosts that never
-    // started are cancelled now, and nothing new starts.
-    let mut cancel_seen = shared.status() == ExecutionStatus::Cancelling;
-    let mut batch = None;
-    // Taken-over hosts are re-attached either way: when cancelling, the resumed run carries
-    // the cancel to where the script still runs.
-    for (index, start) in resumed {
-        if let Some(target) = targets.get(index as usize) {
-            tasks.spawn(run_host(shared.clone(), index, target.clone(), start));
+    /// Reads the stored status for a cancel (see [`observe_cancel`]); once one is seen, the
+    /// hosts get until the cancel deadline to report.
+    async fn check_cancel(&mut self) {
+        self.cancel_seen = observe_cancel(&self.shared, &mut self.execution).await;
+        if self.cancel_seen {
+            self.converge_by_deadline();
         }
     }
-    if cancel_seen {
-        shared.cancel.cancel();
-        shared
-            .end_hosts(
-                |s| s == HostStatus::Pending,
-                HostOutcome::Cancelled,
-                "cancelled before it started",
+
+    fn converge_by_deadline(&mut self) {
+        let at = deadline_instant(&self.shared, &self.execution);
+        self.converge.as_mut().reset(at);
+    }
+
+    /// Renews the lease. Losing it to another node stops the hosts here and is returned;
+    /// another failure is logged and the next renewal tries again.
+    async fn renew_lease(&mut self) -> Result<()> {
+        let now = self.inner.clock.now();
+        let lease = Lease {
+            node: self.inner.config.node_id.clone(),
+            now,
+            until: now + chrono_duration(self.inner.config.lease),
+        };
+        match self
+            .inner
+            .store
+            .renew_lease(self.execution.id, &lease)
+            .await
+        {
+            Err(e) if matches!(e, Error::Conflict { .. }) => {
+                self.shared.cancel.cancel();
+                self.tasks.abort_all();
+                Err(e)
+            }
+            Err(e) => {
+                tracing::warn!(execution = %self.execution.id, error = %e, "renewing the lease failed");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// The cancel deadline passed: hosts that did not report are forced to `cancelled`.
+    async fn force_cancelled(&mut self) -> Result<()> {
+        let now = self.inner.clock.now();
+        let deadline = self.inner.cancel_deadline_or(&self.execution, now);
+        let applied = self.shared.apply(Event::Tick {
+            now: now.max(deadline),
+        })?;
+        self.shared
+            .record_forced(
+                &applied,
+                "cancelled: the host did not report before the cancel deadline",
             )
             .await;
-    } else {
-        batch = start_batch(&shared, &targets, &mut tasks);
+        self.tasks.abort_all();
+        Ok(())
     }
 
-    let far = std::time::Duration::from_secs(86_400 * 365);
-    let converge = tokio::time::sleep(far);
-    tokio::pin!(converge);
-    if cancel_seen {
-        converge
-            .as_mut()
-            .reset(deadline_instant(&shared, &execution));
-    }
-    // After an interrupt, how long the transports get to kill and report their hosts.
-    let kill_wait = tokio::time::sleep(far);
-    tokio::pin!(kill_wait);
-    let mut poll = tokio::time::interval(inner.config.cancel_poll);
-    let mut renew = tokio::time::interval(inner.config.lease / 3);
-    renew.tick().await;
-    poll.tick().await;
-    let mut paused = false;
-
-    while !shared.status().is_final() {
-        tokio::select! {
-            joined = tasks.join_next(), if !tasks.is_empty() => {
-                if let Some(Err(e)) = joined && !e.is_cancelled() {
-                    tracing::error!(execution = %id, error = %e, "a host task panicked");
-                }
-            }
-            event = live.recv(), if !cancel_seen => {
-                match event {
-                    Ok(LiveEvent::Status { status: ExecutionStatus::Cancelling, .. }) => {
-                        cancel_seen = observe_cancel(&shared, &mut execution).await;
-                        if cancel_seen {
-                            converge.as_mut().reset(deadline_instant(&shared, &execution));
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => live = inner.bus.subscribe(id).await,
-                    _ => {}
-                }
-            }
-            _ = poll.tick(), if !cancel_seen => {
-                cancel_seen = observe_cancel(&shared, &mut execution).await;
-                if cancel_seen {
-                    converge.as_mut().reset(deadline_instant(&shared, &execution));
-                }
-            }
-            () = inner.interrupt.cancelled(), if !shared.is_interrupted() => {
-                // This node shuts down and the grace period is over: kill what runs here.
-                shared.interrupted.store(true, Ordering::SeqCst);
-                shared.cancel.cancel();
-                kill_wait.as_mut().reset(tokio::time::Instant::now() + KILL_WAIT);
-            }
-            () = &mut kill_wait, if shared.is_interrupted() => {
-                // Transports that did not report in time: stop waiting for them.
-                tasks.abort_all();
-                kill_wait.as_mut().reset(tokio::time::Instant::now() + far);
-            }
-            _ = renew.tick() => {
-                let now = inner.clock.now();
-                let lease = Lease {
-                    node: inner.config.node_id.clone(),
-                    now,
-                    until: now + chrono_duration(inner.config.lease),
-                };
-                if let Err(e) = inner.store.renew_lease(id, &lease).await {
-                    if matches!(e, Error::Conflict { .. }) {
-                        // Another node owns it now: stop our hosts, write nothing more.
-                        shared.cancel.cancel();
-                        tasks.abort_all();
-                        drop(shared);
-                        writer.finish().await;
-                        return Err(e);
-                    }
-                    tracing::warn!(execution = %id, error = %e, "renewing the lease failed");
-                }
-            }
-            () = &mut converge, if cancel_seen => {
-                let now = inner.clock.now();
-                let deadline = inner.cancel_deadline_or(&execution, now);
-                let applied = shared.apply(Event::Tick { now: now.max(deadline) })?;
-                shared.record_forced(&applied, "cancelled: the host did not report before the cancel deadline").await;
-                tasks.abort_all();
-            }
-        }
-        if !tasks.is_empty() || shared.status().is_final() {
-            continue;
-        }
-        // Every host task is done but the execution is not final.
-        let statuses = shared.hosts();
-        if shared.is_interrupted() {
+    /// Every host task is done but the execution is not final: records what a shutdown cut
+    /// short, starts the next rolling batch or pauses, or forces the end of hosts that no
+    /// task owns. Returns how the run ends, if it ends here.
+    async fn every_host_task_ended(&mut self) -> Result<Option<Ending>> {
+        let statuses = self.shared.hosts();
+        if self.shared.is_interrupted() {
             // Shutting down: what did not end is recorded as interrupted.
-            let (outcome, error) = if shared.status() == ExecutionStatus::Cancelling {
+            let (outcome, error) = if self.shared.status() == ExecutionStatus::Cancelling {
                 (
                     HostOutcome::Cancelled,
                     "cancelled: the control node shut down before the host reported",
@@ -244,53 +396,36 @@ async fn run_inner(inner: Arc<Inner>, claimed: ClaimedExecution) -> Result<Execu
             } else {
                 (HostOutcome::Failed, INTERRUPTED)
             };
-            shared.end_hosts(|s| !s.is_final(), outcome, error).await;
-        } else if shared.status() == ExecutionStatus::Running
+            self.shared
+                .end_hosts(|s| !s.is_final(), outcome, error)
+                .await;
+        } else if self.shared.status() == ExecutionStatus::Running
             && !statuses.contains(&HostStatus::Running)
             && statuses.contains(&HostStatus::Pending)
         {
             // The batch is over and hosts wait for the next one.
-            let failed = batch.clone().is_some_and(|mut range| {
+            let failed = self.batch.clone().is_some_and(|mut range| {
                 range.any(|i| statuses.get(i as usize) != Some(&HostStatus::Success))
             });
             let pause = failed
-                && execution
+                && self
+                    .execution
                     .rolling
                     .is_some_and(|r| r.mode == RollingMode::PauseOnFailure);
-            if !pause {
-                batch = start_batch(&shared, &targets, &mut tasks);
-                continue;
+            if pause {
+                return Ok(Some(Ending::Paused));
             }
-            paused = true;
-            break;
+            self.batch = start_batch(&self.shared, &self.targets, &mut self.tasks);
         } else {
             // Only possible when hosts were left in a state no task owns (a lost node's
             // hosts). Force the end.
-            let applied = shared.apply(Event::TimedOut)?;
-            shared
+            let applied = self.shared.apply(Event::TimedOut)?;
+            self.shared
                 .record_forced(&applied, "no result: the host was left without a runner")
                 .await;
         }
+        Ok(None)
     }
-    while tasks.join_next().await.is_some() {}
-
-    let final_status = shared.status();
-    let counters = shared
-        .machine
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .counters();
-    drop(shared);
-    // Every host result is stored before the execution says it paused.
-    let unwritten = writer.finish().await;
-    if paused {
-        return pause(&inner, id).await;
-    }
-    let results = HostResults {
-        unwritten,
-        counters,
-    };
-    finish(&inner, id, final_status, cancel_seen, results).await
 }
 
 /// The host results a run ends with: those the writer could not store (the store was

@@ -98,8 +98,8 @@ pub enum TaskSnapshot {
     },
     /// A file distribution.
     FileDistribution {
-        /// Source file ids or remote sources, as given.
-        sources: Vec<String>,
+        /// Where each file is read from.
+        sources: Vec<DistributionSource>,
         /// The destination directory on each target.
         destination: String,
         /// Whether existing files are overwritten.
@@ -112,6 +112,69 @@ pub enum TaskSnapshot {
         /// Extra variables by name, secrets masked.
         params: std::collections::BTreeMap<String, String>,
     },
+}
+
+/// Where one file of a distribution is read from, frozen at launch.
+///
+/// Stored in the task snapshot as `{"kind": "target", "target_id": "…", "path": "/…"}`.
+/// Snapshots written before this type held `"<target id>:<path>"` strings; those are still
+/// read. (Files staged on the platform will be a second kind of source.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DistributionSource {
+    /// A file on one of the team's targets, read from there when the execution runs.
+    Target {
+        /// The target holding the file.
+        target_id: TargetId,
+        /// Its absolute path there, in the canonical form checked at launch (kept as text,
+        /// like the destination: its canonical form depends on the target's OS).
+        path: String,
+    },
+}
+
+impl DistributionSource {
+    /// The file's name: the last component of its path.
+    pub fn file_name(&self) -> &str {
+        match self {
+            Self::Target { path, .. } => path.rsplit(['/', '\\']).next().unwrap_or(path),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DistributionSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+
+        #[derive(Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        enum Typed {
+            Target { target_id: TargetId, path: String },
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Typed(Typed),
+            /// The form of snapshots written before the type: `<target id>:<path>`.
+            Legacy(String),
+        }
+        match Stored::deserialize(deserializer)? {
+            Stored::Typed(Typed::Target { target_id, path }) => {
+                Ok(Self::Target { target_id, path })
+            }
+            Stored::Legacy(text) => {
+                let (id, path) = text.split_once(':').ok_or_else(|| {
+                    D::Error::custom(format!(
+                        "distribution source `{text}` is neither an object nor <target id>:<path>"
+                    ))
+                })?;
+                let target_id = TargetId::parse_field("sources", id).map_err(D::Error::custom)?;
+                Ok(Self::Target {
+                    target_id,
+                    path: path.to_owned(),
+                })
+            }
+        }
+    }
 }
 
 /// One resolved target, frozen at launch.
@@ -240,4 +303,61 @@ pub struct OutputChunk {
     pub data: Vec<u8>,
     /// When it was produced.
     pub ts: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_distribution_source_is_stored_as_a_tagged_object_and_read_back() {
+        let id = TargetId::new();
+        let source = DistributionSource::Target {
+            target_id: id,
+            path: "/etc/hosts".to_owned(),
+        };
+        let stored = serde_json::to_value(&source).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({"kind": "target", "target_id": id.to_string(), "path": "/etc/hosts"})
+        );
+        let read: DistributionSource = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, source);
+        assert_eq!(read.file_name(), "hosts");
+    }
+
+    #[test]
+    fn a_snapshot_stored_with_text_sources_is_still_read() {
+        let id = TargetId::new();
+        let stored = serde_json::json!({
+            "kind": "file_distribution",
+            "sources": [format!("{id}:/srv/app/config.toml")],
+            "destination": "/opt",
+            "overwrite": true,
+        });
+        let task: TaskSnapshot = serde_json::from_value(stored).unwrap();
+        let TaskSnapshot::FileDistribution { sources, .. } = task else {
+            panic!("a file distribution: {task:?}");
+        };
+        assert_eq!(
+            sources,
+            [DistributionSource::Target {
+                target_id: id,
+                path: "/srv/app/config.toml".to_owned(),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_text_source_without_a_target_id_is_refused_with_the_reason() {
+        let err = serde_json::from_value::<DistributionSource>(serde_json::json!("/etc/hosts"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("<target id>:<path>"), "{err}");
+        let err =
+            serde_json::from_value::<DistributionSource>(serde_json::json!("nope:/etc/hosts"))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("sources") && err.contains("UUID"), "{err}");
+    }
 }

@@ -17,8 +17,8 @@ mod target;
 
 pub use cron::{CronJob, CronTask, MisfirePolicy, OverlapPolicy};
 pub use execution::{
-    ConfirmationRecord, Execution, ExecutorSnapshot, HostRun, JobType, OutputChunk, OutputStream,
-    TargetSnapshot, TaskSnapshot, TriggerSource,
+    ConfirmationRecord, DistributionSource, Execution, ExecutorSnapshot, HostRun, JobType,
+    OutputChunk, OutputStream, TargetSnapshot, TaskSnapshot, TriggerSource,
 };
 pub use file::StagedFile;
 pub use identity::{Actor, ActorKind, ApiToken, Membership, Role, Team, User};

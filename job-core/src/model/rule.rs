@@ -1,29 +1,10 @@
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{RuleId, TeamId};
 use crate::values::{Description, Name};
 
-/// How severe a high-risk rule is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleLevel {
-    /// Passes only when the request carries an explicit confirmation, which is recorded.
-    Confirm,
-    /// Always blocks.
-    Forbidden,
-}
-
-impl fmt::Display for RuleLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Confirm => "confirm",
-            Self::Forbidden => "forbidden",
-        })
-    }
-}
+pub use crate::rule_hit::RuleLevel;
 
 /// A high-risk command rule: a regular expression matched against the rendered,
 /// normalized script.

@@ -10,8 +10,7 @@ use chrono::{DateTime, Utc};
 use job_core::ids::{ExecutionId, TeamId};
 use job_core::launch::{ScriptLaunch, launch_script, re_execute as re_execute_use_case};
 use job_core::model::{
-    Execution, HostRun, JobType, OutputChunk, Rolling, ScriptLanguage, TargetSelector,
-    TriggerSource,
+    Execution, HostRun, JobType, Rolling, ScriptLanguage, TargetSelector, TriggerSource,
 };
 use job_core::policy::{Access, authorize, builtin_command_rules};
 use job_core::status::ExecutionStatus;
@@ -26,6 +25,7 @@ use crate::auth::caller::{Caller, Credentials};
 use crate::callback::check_callback_url;
 use crate::error::{ApiError, ApiResult, HitWire};
 use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, parse_opt};
+use crate::sse::OutputOut;
 
 /// `POST /api/v1/executions/quick` body.
 #[derive(Debug, Deserialize)]
@@ -113,28 +113,6 @@ impl<'a> From<&'a HostRun> for HostOut<'a> {
             stdout_bytes: h.stdout_bytes,
             stderr_bytes: h.stderr_bytes,
             output_truncated: h.output_truncated,
-        }
-    }
-}
-
-/// A piece of stored output as the API shows it; the text is lossy UTF-8 of the bytes.
-#[derive(Debug, Serialize)]
-pub(crate) struct OutputOut {
-    pub(crate) host: u32,
-    pub(crate) seq: u64,
-    pub(crate) stream: job_core::model::OutputStream,
-    pub(crate) text: String,
-    pub(crate) ts: DateTime<Utc>,
-}
-
-impl From<&OutputChunk> for OutputOut {
-    fn from(c: &OutputChunk) -> Self {
-        Self {
-            host: c.host_index,
-            seq: c.seq,
-            stream: c.stream,
-            text: String::from_utf8_lossy(&c.data).into_owned(),
-            ts: c.ts,
         }
     }
 }
