@@ -119,6 +119,9 @@ pub struct PolicyHit {
     pub rule_id: Option<crate::ids::RuleId>,
     /// The rule's name or pattern, for people.
     pub rule: String,
+    /// The rule's pattern as it was checked (empty in records stored before it was kept).
+    #[serde(default)]
+    pub pattern: String,
     /// How severe the rule is.
     pub level: crate::model::RuleLevel,
     /// The text that matched: a segment of the rendered script or the destination path.

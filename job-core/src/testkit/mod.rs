@@ -4,5 +4,8 @@
 //! backend as a trait object, so a new backend is done when its tests call every case and
 //! they pass.
 
+pub mod resolver;
 pub mod store;
 pub mod transport;
+
+pub use resolver::FixedResolver;
