@@ -308,7 +308,7 @@ async fn bad_requests_are_refused_naming_the_problem_and_create_nothing() {
         (
             "callback that is not http",
             valid(json!({"callback_url": "file:///etc/passwd"})),
-            "invalid callback_url: must be an absolute http or https URL",
+            "invalid callback_url: scheme `file` is not http or https",
         ),
         (
             "unknown field",
