@@ -179,6 +179,24 @@ async fn cancel_on_pending_is_immediate_and_enqueues_the_callback() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_of_the_team_may_not_cancel_and_the_execution_stays_pending() {
+    let f = fixture().await;
+    let (e, hosts) = execution(f.team, "echo hi", &["a"], 30);
+    f.create(&e, &hosts).await;
+    let viewer = Actor {
+        kind: job::core::model::ActorKind::Scheduler,
+        is_admin: false,
+        teams: std::collections::BTreeMap::from([(f.team, job::core::model::Role::Viewer)]),
+    };
+    let err = request_cancel(&*f.store, &*f.bus, &viewer, e.id, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, job::core::Error::Forbidden { .. }), "{err:?}");
+    let stored = f.store.get_execution(&TeamScope::All, e.id).await.unwrap();
+    assert_eq!(stored.status, ExecutionStatus::Pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_teams_execution_cannot_be_cancelled_and_looks_missing() {
     let f = fixture().await;
     let (e, hosts) = execution(f.team, "echo hi", &["a"], 30);
