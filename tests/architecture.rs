@@ -236,7 +236,7 @@ fn the_cycle_check_sees_a_cycle_between_sibling_modules() {
 /// one, never of a higher one (the cycle check keeps a layer's modules from going round).
 const JOB_CORE_LAYERS: &[(&str, &[&str])] = &[
     ("words", &["ids", "rule_hit", "error", "clock"]),
-    ("values", &["values", "schedule", "status"]),
+    ("values", &["values", "callback", "schedule", "status"]),
     ("model", &["model"]),
     ("rules", &["policy", "template", "interpreter", "secret"]),
     ("seams", &["store", "transport", "bus"]),

@@ -141,13 +141,15 @@ pub(crate) async fn serve(config: Config) -> Result<(), Failure> {
         clock.clone(),
         config.engine_config(node_id),
     );
+    // One callback guard (allow-list and resolver) for both edges.
+    let callback = config.callback_guard();
     let state = job_http::AppState::new(
         store.clone(),
         bus.clone(),
         secrets,
         clock.clone(),
         session_key,
-        config.http_config(),
+        config.http_config(callback.clone()),
     );
     // The NATS open interfaces ({namespace}.job_script_execute, …) on the same connection.
     let nats_api = match &directory {
@@ -158,6 +160,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), Failure> {
                 store.clone(),
                 bus.clone(),
                 clock.clone(),
+                callback,
             )
             .await
             .map_err(|e| Failure::Run(format!("cannot serve the NATS open interfaces: {e}")))?,

@@ -22,7 +22,7 @@ use crate::policy::{Access, CommandPolicy, authorize, builtin_command_rules};
 use crate::status::{ExecutionStatus, HostCounters, HostStatus};
 use crate::store::{Store, StoreExt, TeamScope};
 use crate::template::{Params, render_script};
-use crate::values::{Name, ScriptContent, TimeoutSecs};
+use crate::values::{CallbackUrl, Name, ScriptContent, TimeoutSecs};
 use crate::{Error, Result};
 
 /// A request to run a script now.
@@ -49,8 +49,9 @@ pub struct ScriptLaunch {
     pub timeout: TimeoutSecs,
     /// The caller explicitly confirms `confirm`-level rule hits.
     pub confirm: bool,
-    /// Where to post the result when it is final.
-    pub callback_url: Option<String>,
+    /// Where to post the result when it is final (checked by a
+    /// [`CallbackGuard`](crate::callback::CallbackGuard) at the edge).
+    pub callback_url: Option<CallbackUrl>,
     /// How it was started.
     pub trigger_source: TriggerSource,
     /// The cron job that fires it, if any.
@@ -96,7 +97,7 @@ pub async fn launch_script(
         targets: request.targets,
         timeout: request.timeout,
         confirm: request.confirm,
-        callback_url: request.callback_url,
+        callback_url: request.callback_url.map(CallbackUrl::into_string),
         trigger_source: request.trigger_source,
         cron_job_id: request.cron_job_id,
         re_executed_from: None,
@@ -116,6 +117,12 @@ pub async fn re_execute(
     now: DateTime<Utc>,
 ) -> Result<Execution> {
     let previous = store.get_execution(&TeamScope::of(actor), id).await?;
+    authorize(
+        actor,
+        previous.team_id,
+        Access::Use,
+        &format!("execution {id}"),
+    )?;
     previous.status.ensure_re_executable()?;
     let TaskSnapshot::Script {
         language,
@@ -187,8 +194,9 @@ pub struct FileLaunch {
     pub timeout: TimeoutSecs,
     /// The caller explicitly confirms `confirm`-level path rule hits.
     pub confirm: bool,
-    /// Where to post the result when it is final.
-    pub callback_url: Option<String>,
+    /// Where to post the result when it is final (checked by a
+    /// [`CallbackGuard`](crate::callback::CallbackGuard) at the edge).
+    pub callback_url: Option<CallbackUrl>,
     /// How it was started.
     pub trigger_source: TriggerSource,
 }
@@ -264,7 +272,7 @@ pub async fn launch_file_distribution(
         now,
     );
     execution.trigger_source = request.trigger_source;
-    execution.callback_url = request.callback_url;
+    execution.callback_url = request.callback_url.map(CallbackUrl::into_string);
     store.create_execution(&execution, &hosts).await?;
     Ok(execution)
 }
@@ -365,7 +373,6 @@ async fn store_launch(
     p: Prepared,
     now: DateTime<Utc>,
 ) -> Result<Execution> {
-    authorize(actor, p.team_id, Access::Use, "team")?;
     let targets = resolve_targets(store, p.team_id, &p.targets).await?;
     let confirmed = check_command_rules(store, p.team_id, &p.rendered, p.confirm, now).await?;
 

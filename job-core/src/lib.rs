@@ -20,6 +20,7 @@
 //! ```
 
 pub mod bus;
+pub mod callback;
 pub mod clock;
 pub mod engine;
 mod error;

@@ -34,6 +34,9 @@ pub struct PolicyHit {
     pub rule_id: Option<RuleId>,
     /// The rule's name or pattern, for people.
     pub rule: String,
+    /// The rule's pattern as it was checked (empty in records stored before it was kept).
+    #[serde(default)]
+    pub pattern: String,
     /// How severe the rule is.
     pub level: RuleLevel,
     /// The text that matched: a segment of the rendered script or the destination path.

@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{Error, Result};
 
+pub use crate::callback::CallbackUrl;
+
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }

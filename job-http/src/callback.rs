@@ -1,161 +1,69 @@
-//! Checking a `callback_url` at the edge: http or https only, and never an address inside
-//! the platform's own network (loopback, link-local, private, unspecified, multicast, the
-//! cloud metadata service) — literal or after DNS resolution — unless the host is
-//! allow-listed. The deliverer checks again when it connects (DNS can change).
+//! The DNS side of the callback guard: job-core's [`CallbackGuard`] checks every address a
+//! `callback_url` host resolves to through a [`HostResolver`]; this is the real one, which
+//! jobd injects into both edges (REST and the NATS open interfaces).
+//!
+//! [`CallbackGuard`]: job_core::callback::CallbackGuard
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-use axum::http::Uri;
+use job_core::callback::HostResolver;
 
-use crate::error::ApiError;
+/// Resolves host names with the system resolver (tokio's `lookup_host`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DnsResolver;
 
-const FIELD: &str = "callback_url";
-/// The longest accepted callback URL.
-const MAX_LEN: usize = 2048;
-
-fn refused(reason: impl std::fmt::Display) -> ApiError {
-    ApiError::invalid(FIELD, format!("invalid {FIELD}: {reason}"))
-}
-
-/// Whether `ip` is one callbacks must not reach.
-pub(crate) fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_internal_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal_v4(v4);
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (first & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
-                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) // AWS metadata (IPv6)
-        }
+#[async_trait::async_trait]
+impl HostResolver for DnsResolver {
+    async fn resolve(&self, host: &str, port: u16) -> job_core::Result<Vec<IpAddr>> {
+        let addrs = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| job_core::Error::unavailable(format!("resolving `{host}`"), e))?;
+        let mut ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+        ips.dedup();
+        Ok(ips)
     }
-}
-
-fn is_internal_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local() // includes 169.254.169.254, the metadata service
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || a == 0 // "this network"
-        || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT 100.64.0.0/10
-}
-
-/// Checks a callback URL; `allow` lists hosts accepted even when internal.
-pub(crate) async fn check_callback_url(url: &str, allow: &[String]) -> Result<String, ApiError> {
-    let url = url.trim();
-    if url.len() > MAX_LEN {
-        return Err(refused(format!("must be at most {MAX_LEN} characters")));
-    }
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| refused("is not a valid absolute URL"))?;
-    let https = match uri.scheme_str() {
-        Some("http") => false,
-        Some("https") => true,
-        Some(other) => return Err(refused(format!("scheme `{other}` is not http or https"))),
-        None => return Err(refused("must be an absolute http or https URL")),
-    };
-    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(refused("must not carry credentials in the URL"));
-    }
-    let host = uri
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| refused("has no host"))?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if allow.iter().any(|a| {
-        a.trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .eq_ignore_ascii_case(bare)
-    }) {
-        return Ok(url.to_owned());
-    }
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        if is_internal(ip) {
-            return Err(refused(format!(
-                "{ip} is a loopback, link-local, private or otherwise internal address"
-            )));
-        }
-        return Ok(url.to_owned());
-    }
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let addrs: Vec<_> = tokio::net::lookup_host((bare, port))
-        .await
-        .map_err(|_| refused(format!("host `{bare}` cannot be resolved")))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(refused(format!("host `{bare}` cannot be resolved")));
-    }
-    if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
-        return Err(refused(format!(
-            "host `{bare}` resolves to {}, an internal address",
-            bad.ip()
-        )));
-    }
-    Ok(url.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use job_core::callback::{CallbackAllow, CallbackGuard};
+
     use super::*;
 
-    async fn ok(url: &str) -> bool {
-        check_callback_url(url, &[]).await.is_ok()
-    }
-
     #[tokio::test]
-    async fn internal_and_odd_callback_urls_are_refused() {
-        for url in [
-            "http://127.0.0.1/hook",
-            "http://10.1.2.3/hook",
-            "http://192.168.0.1:8080/hook",
-            "http://172.16.5.4/",
-            "http://169.254.169.254/latest/meta-data",
-            "http://0.0.0.0/",
-            "http://[::1]/",
-            "http://[fd00::1]/",
-            "http://[fe80::1]/",
-            "http://[::ffff:127.0.0.1]/",
-            "http://100.64.0.1/",
-            "http://localhost/hook",
-            "ftp://example.com/",
-            "/relative",
-            "http://user:pw@93.184.216.34/",
-            "not a url",
-        ] {
-            assert!(!ok(url).await, "{url} was accepted");
-        }
-    }
-
-    #[tokio::test]
-    async fn public_addresses_and_allow_listed_hosts_are_accepted() {
-        assert!(ok("https://93.184.216.34/hook").await);
-        assert!(ok("http://[2606:4700::1111]:8443/x").await);
-        let allow = vec!["localhost".to_owned(), "10.0.0.5".to_owned()];
+    async fn the_system_resolver_finds_loopback_names_and_the_guard_refuses_them() {
+        let ips = DnsResolver.resolve("localhost", 80).await.unwrap();
         assert!(
-            check_callback_url("http://localhost:9000/h", &allow)
-                .await
-                .is_ok()
+            !ips.is_empty() && ips.iter().all(IpAddr::is_loopback),
+            "{ips:?}"
+        );
+        let guard = CallbackGuard::new(CallbackAllow::default(), Arc::new(DnsResolver));
+        let err = guard
+            .check("callback_url", "http://localhost:9000/h")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid callback_url:"),
+            "{err}"
         );
         assert!(
-            check_callback_url("http://10.0.0.5/h", &allow)
-                .await
-                .is_ok()
-        );
-        assert!(
-            check_callback_url("http://10.0.0.6/h", &allow)
+            DnsResolver
+                .resolve("no-such-host.invalid", 80)
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn an_allow_listed_internal_receiver_is_accepted() {
+        let allow = CallbackAllow::parse("callback_allow", &["localhost".to_owned()]).unwrap();
+        let guard = CallbackGuard::new(allow, Arc::new(DnsResolver));
+        let url = guard
+            .check("callback_url", "http://localhost:9000/h")
+            .await
+            .unwrap();
+        assert_eq!(url.port(), 9000);
     }
 }

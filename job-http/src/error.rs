@@ -139,8 +139,8 @@ impl From<job_core::Error> for ApiError {
                     .into_iter()
                     .map(|h| HitWire {
                         rule_id: h.rule_id,
-                        name: Some(h.rule.clone()),
-                        pattern: h.rule,
+                        name: Some(h.rule),
+                        pattern: h.pattern,
                         level: h.level,
                         matched: h.matched,
                     })

@@ -33,12 +33,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use job_core::bus::EventBus;
+use job_core::callback::{CallbackAllow, CallbackGuard};
 use job_core::clock::Clock;
 use job_core::secret::SecretBox;
 use job_core::store::Store;
 use job_core::transport::AgentDirectory;
 
 pub use auth::SESSION_COOKIE;
+pub use callback::DnsResolver;
 
 /// Settings of the HTTP layer. The defaults suit `jobd` on loopback.
 #[derive(Debug, Clone)]
@@ -52,10 +54,11 @@ pub struct HttpConfig {
     /// Whether cookies carry the `Secure` flag (set it when jobd is served over HTTPS).
     /// Default: `false` (plain HTTP on loopback).
     pub cookie_secure: bool,
-    /// Host names or addresses accepted as `callback_url` targets even though they are
-    /// loopback, link-local or private (for example an internal webhook receiver).
-    /// Compared case-insensitively with the URL's host. Default: empty.
-    pub callback_allow: Vec<String>,
+    /// Checks every `callback_url`: its allow-list (host names, addresses and CIDR ranges
+    /// accepted although internal) and the resolver of its host names. jobd shares one with
+    /// the NATS open interfaces. Default: an empty allow-list and the system resolver
+    /// ([`DnsResolver`]).
+    pub callback_guard: CallbackGuard,
 }
 
 impl Default for HttpConfig {
@@ -64,7 +67,7 @@ impl Default for HttpConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             max_body_bytes: 2 * 1024 * 1024,
             cookie_secure: false,
-            callback_allow: Vec::new(),
+            callback_guard: CallbackGuard::new(CallbackAllow::default(), Arc::new(DnsResolver)),
         }
     }
 }

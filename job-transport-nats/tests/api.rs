@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use api_rig::{Rig, message_without};
+use api_rig::{Rig, callback_guard, message_without};
 use job_core::bus::InProcessBus;
 use job_core::clock::SystemClock;
 use job_transport_nats::Namespace;
@@ -308,7 +308,7 @@ async fn bad_requests_are_refused_naming_the_problem_and_create_nothing() {
         (
             "callback that is not http",
             valid(json!({"callback_url": "file:///etc/passwd"})),
-            "invalid callback_url: must be an absolute http or https URL",
+            "invalid callback_url: scheme `file` is not http or https",
         ),
         (
             "unknown field",
@@ -512,6 +512,7 @@ async fn two_control_nodes_in_the_queue_group_answer_each_request_once() {
         rig.store.clone(),
         Arc::new(InProcessBus::default()),
         Arc::new(SystemClock),
+        callback_guard(),
     )
     .await
     .unwrap();

@@ -202,7 +202,7 @@ async fn cancel(s: &Setup, id: ExecutionId) {
     request_cancel(
         s.store.as_ref(),
         s.bus.as_ref(),
-        &TeamScope::All,
+        &Actor::scheduler(s.team),
         id,
         Utc::now(),
     )

@@ -11,7 +11,7 @@ use chrono::Utc;
 use job::core::bus::{EventBus, LiveEvent};
 use job::core::engine::{EngineConfig, request_cancel};
 use job::core::ids::{ExecutionId, TeamId};
-use job::core::model::{OutboxKind, OutputStream};
+use job::core::model::{Actor, OutboxKind, OutputStream};
 use job::core::status::{ExecutionStatus, HostStatus};
 use job::core::store::{HostRunUpdate, Lease, TeamScope, Transition};
 
@@ -102,12 +102,12 @@ async fn cancel_while_running_kills_the_processes_and_ends_cancelled() {
     f.wait_hosts_running(e.id, 2).await;
 
     let now = Utc::now();
-    let cancelling = request_cancel(&*f.store, &*f.bus, &TeamScope::All, e.id, now)
+    let cancelling = request_cancel(&*f.store, &*f.bus, &Actor::scheduler(f.team), e.id, now)
         .await
         .unwrap();
     assert_eq!(cancelling.status, ExecutionStatus::Cancelling);
     // A second cancel is refused while the first converges.
-    let again = request_cancel(&*f.store, &*f.bus, &TeamScope::All, e.id, now).await;
+    let again = request_cancel(&*f.store, &*f.bus, &Actor::scheduler(f.team), e.id, now).await;
     assert!(
         matches!(again, Err(job::core::Error::Conflict { .. })),
         "{again:?}"
@@ -140,9 +140,15 @@ async fn cancel_on_pending_is_immediate_and_enqueues_the_callback() {
     let (mut e, hosts) = execution(f.team, "echo never", &["a", "b"], 30);
     e.callback_url = Some("https://hooks.example.com/job".into());
     f.create(&e, &hosts).await;
-    let done = request_cancel(&*f.store, &*f.bus, &TeamScope::All, e.id, Utc::now())
-        .await
-        .unwrap();
+    let done = request_cancel(
+        &*f.store,
+        &*f.bus,
+        &Actor::scheduler(f.team),
+        e.id,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(done.status, ExecutionStatus::Cancelled);
     assert!(
         f.hosts(e.id)
@@ -161,10 +167,34 @@ async fn cancel_on_pending_is_immediate_and_enqueues_the_callback() {
         f.engine.claim().await.unwrap().is_empty(),
         "a cancelled execution was claimed"
     );
-    let err = request_cancel(&*f.store, &*f.bus, &TeamScope::All, e.id, Utc::now())
+    let err = request_cancel(
+        &*f.store,
+        &*f.bus,
+        &Actor::scheduler(f.team),
+        e.id,
+        Utc::now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("cancelled"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_of_the_team_may_not_cancel_and_the_execution_stays_pending() {
+    let f = fixture().await;
+    let (e, hosts) = execution(f.team, "echo hi", &["a"], 30);
+    f.create(&e, &hosts).await;
+    let viewer = Actor {
+        kind: job::core::model::ActorKind::Scheduler,
+        is_admin: false,
+        teams: std::collections::BTreeMap::from([(f.team, job::core::model::Role::Viewer)]),
+    };
+    let err = request_cancel(&*f.store, &*f.bus, &viewer, e.id, Utc::now())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("cancelled"), "{err}");
+    assert!(matches!(err, job::core::Error::Forbidden { .. }), "{err:?}");
+    let stored = f.store.get_execution(&TeamScope::All, e.id).await.unwrap();
+    assert_eq!(stored.status, ExecutionStatus::Pending);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +202,7 @@ async fn another_teams_execution_cannot_be_cancelled_and_looks_missing() {
     let f = fixture().await;
     let (e, hosts) = execution(f.team, "echo hi", &["a"], 30);
     f.create(&e, &hosts).await;
-    let other = TeamScope::team(TeamId::new());
+    let other = Actor::scheduler(TeamId::new());
     let err = request_cancel(&*f.store, &*f.bus, &other, e.id, Utc::now())
         .await
         .unwrap_err();

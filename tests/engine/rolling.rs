@@ -4,7 +4,7 @@ use job::core::Error;
 use job::core::bus::{EventBus, LiveEvent};
 use job::core::engine::{request_cancel, resume_execution};
 use job::core::ids::{ExecutionId, TeamId};
-use job::core::model::{HostRun, Rolling};
+use job::core::model::{Actor, HostRun, Rolling};
 use job::core::status::{ExecutionStatus, HostStatus};
 use job::core::store::TeamScope;
 
@@ -183,7 +183,7 @@ async fn cancel_while_paused_cancels_the_pending_hosts() {
     let cancelling = request_cancel(
         &*f.store,
         &*f.bus,
-        &TeamScope::team(f.team),
+        &Actor::scheduler(f.team),
         id,
         chrono::Utc::now(),
     )
@@ -215,7 +215,7 @@ async fn cancel_during_a_batch_kills_it_and_cancels_the_later_batches() {
     request_cancel(
         &*f.store,
         &*f.bus,
-        &TeamScope::team(f.team),
+        &Actor::scheduler(f.team),
         e.id,
         chrono::Utc::now(),
     )

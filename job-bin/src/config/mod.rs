@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use job_core::callback::{CallbackAllow, CallbackGuard};
 use job_core::engine::EngineConfig;
 use job_core::values::Name;
 
@@ -138,8 +140,8 @@ pub(crate) struct HttpKnobs {
     pub(crate) max_body_bytes: usize,
     /// Whether session cookies are marked `Secure` (HTTPS only).
     pub(crate) cookie_secure: bool,
-    /// Callback destinations allowed although private or loopback.
-    pub(crate) callback_allow: Vec<String>,
+    /// Callback destinations allowed although internal: host names, addresses, CIDRs.
+    pub(crate) callback_allow: CallbackAllow,
 }
 
 /// NATS knobs: agent mode, the cluster event bus (control nodes) and the agent's server.
@@ -198,7 +200,7 @@ fn http_defaults() -> HttpKnobs {
         session_ttl: d.session_ttl,
         max_body_bytes: d.max_body_bytes,
         cookie_secure: d.cookie_secure,
-        callback_allow: d.callback_allow,
+        callback_allow: d.callback_guard.allow().clone(),
     }
 }
 
@@ -305,9 +307,11 @@ impl Config {
             cookie_secure: src
                 .bool("http.cookie_secure")?
                 .unwrap_or(http.cookie_secure),
-            callback_allow: src
-                .list("http.callback_allow")?
-                .unwrap_or(http.callback_allow),
+            callback_allow: match src.list("http.callback_allow")? {
+                None => http.callback_allow,
+                Some(entries) => CallbackAllow::parse("http.callback_allow", &entries)
+                    .map_err(|e| ConfigError(e.to_string()))?,
+            },
         };
         let nats = NatsKnobs {
             url: match src.get("nats.url") {
@@ -369,13 +373,22 @@ impl Config {
         })
     }
 
-    /// The settings of `job-http`.
-    pub(crate) fn http_config(&self) -> job_http::HttpConfig {
+    /// The one callback guard of this node: the configured allow-list and the system
+    /// resolver; REST and the NATS open interfaces share it.
+    pub(crate) fn callback_guard(&self) -> CallbackGuard {
+        CallbackGuard::new(
+            self.http.callback_allow.clone(),
+            Arc::new(job_http::DnsResolver),
+        )
+    }
+
+    /// The settings of `job-http`, checking callback URLs with `callback_guard`.
+    pub(crate) fn http_config(&self, callback_guard: CallbackGuard) -> job_http::HttpConfig {
         job_http::HttpConfig {
             session_ttl: self.http.session_ttl,
             max_body_bytes: self.http.max_body_bytes,
             cookie_secure: self.http.cookie_secure,
-            callback_allow: self.http.callback_allow.clone(),
+            callback_guard,
         }
     }
 
@@ -458,7 +471,19 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.engine.max_hosts_in_flight, 3);
-        assert_eq!(c.http.callback_allow, ["10.0.0.0/8", "hooks.internal"]);
+        assert_eq!(
+            c.http.callback_allow,
+            CallbackAllow::parse(
+                "http.callback_allow",
+                &["10.0.0.0/8".to_owned(), "hooks.internal".to_owned()]
+            )
+            .unwrap()
+        );
+        let err = load("", &[("JOBD_HTTP_CALLBACK_ALLOW", "10.0.0.0/40")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid http.callback_allow[0]: `/40` is not a prefix length from 0 to 32"
+        );
         assert!(!c.local_target.enabled);
     }
 

@@ -4,30 +4,42 @@ use chrono::{DateTime, Utc};
 
 use crate::bus::{EventBus, LiveEvent};
 use crate::ids::ExecutionId;
-use crate::model::Execution;
+use crate::model::{Actor, Execution};
+use crate::policy::{Access, authorize};
 use crate::status::{ExecutionStatus, HostStatus};
 use crate::store::{HostRunUpdate, Store, StoreExt, TeamScope, Transition};
 use crate::{Error, Result};
 
 use super::outbox::final_outbox;
 
-/// Asks to cancel execution `id`, as seen from `scope`.
+/// Asks to cancel execution `id` on behalf of `actor`, who must be allowed to use the
+/// execution's team's assets (operator or above).
 ///
 /// A `pending` execution is cancelled at once (its hosts with it, its callback enqueued). A
 /// `running` one moves to `cancelling`; the engine running it kills the remote processes and
 /// converges to `cancelled` when they report or at its deadline. A final or `cancelling`
 /// execution refuses with [`Error::Conflict`]; another team's execution is
-/// [`Error::NotFound`]. If the status moves under us (it started meanwhile), the request is
+/// [`Error::NotFound`], exactly like a missing one; a viewer of its team is refused with
+/// [`Error::Forbidden`]. If the status moves under us (it started meanwhile), the request is
 /// applied to the new status.
 pub async fn request_cancel(
     store: &dyn Store,
     bus: &dyn EventBus,
-    scope: &TeamScope,
+    actor: &Actor,
     id: ExecutionId,
     now: DateTime<Utc>,
 ) -> Result<Execution> {
-    for _ in 0..3 {
+    let scope = &TeamScope::of(actor);
+    for attempt in 0..3 {
         let execution = store.get_execution(scope, id).await?;
+        if attempt == 0 {
+            authorize(
+                actor,
+                execution.team_id,
+                Access::Use,
+                &format!("execution {id}"),
+            )?;
+        }
         let to = execution.status.on_cancel()?;
         let mut transition = Transition::new(execution.status, to, now);
         if to == ExecutionStatus::Cancelled {

@@ -67,6 +67,38 @@ impl ScriptLanguage {
     }
 }
 
+impl ScriptLanguage {
+    /// Parses the wire `script_type` of the open APIs (REST and NATS) as the field `field`:
+    /// a language name ([`ScriptLanguage::parse`]) or BlueKing's integer code (1 shell,
+    /// 2 bat, 4 python, 5 powershell; 3, perl, is not supported).
+    pub fn from_wire(field: &str, value: &serde_json::Value) -> Result<Self> {
+        const CODES: &str = "expected shell (1), bat (2), python (4) or powershell (5)";
+        match value {
+            serde_json::Value::String(s) => Self::parse(field, s),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(3) => Err(Error::invalid(
+                    field,
+                    format!("3 (perl) is not supported; {CODES}"),
+                )),
+                Some(code @ (1 | 2 | 4 | 5)) => Self::parse(field, &code.to_string()),
+                _ => Err(Error::invalid(field, format!("unknown code {n}; {CODES}"))),
+            },
+            other => Err(Error::invalid(
+                field,
+                format!(
+                    "expected a language name or an integer code, got {}",
+                    match other {
+                        serde_json::Value::Null => "null",
+                        serde_json::Value::Bool(_) => "a boolean",
+                        serde_json::Value::Array(_) => "an array",
+                        _ => "an object",
+                    }
+                ),
+            )),
+        }
+    }
+}
+
 impl fmt::Display for ScriptLanguage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -187,6 +219,51 @@ pub struct ScriptVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wire_script_type_takes_names_and_blueking_codes() {
+        let wire = |v: serde_json::Value| ScriptLanguage::from_wire("script_type", &v);
+        assert_eq!(wire(serde_json::json!(1)).unwrap(), ScriptLanguage::Shell);
+        assert_eq!(wire(serde_json::json!(2)).unwrap(), ScriptLanguage::Bat);
+        assert_eq!(wire(serde_json::json!(4)).unwrap(), ScriptLanguage::Python);
+        assert_eq!(
+            wire(serde_json::json!(5)).unwrap(),
+            ScriptLanguage::Powershell
+        );
+        assert_eq!(
+            wire(serde_json::json!("Python")).unwrap(),
+            ScriptLanguage::Python
+        );
+        for (value, reason) in [
+            (
+                serde_json::json!(3),
+                "3 (perl) is not supported; expected shell (1), bat (2), python (4) or powershell (5)",
+            ),
+            (
+                serde_json::json!(7),
+                "unknown code 7; expected shell (1), bat (2), python (4) or powershell (5)",
+            ),
+            (
+                serde_json::json!(1.5),
+                "unknown code 1.5; expected shell (1), bat (2), python (4) or powershell (5)",
+            ),
+            (
+                serde_json::json!(true),
+                "expected a language name or an integer code, got a boolean",
+            ),
+            (
+                serde_json::json!("cobol"),
+                "unknown script type `cobol`; expected one of shell, bash, python, powershell, bat",
+            ),
+        ] {
+            let err = wire(value.clone()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid script_type: {reason}"),
+                "{value}"
+            );
+        }
+    }
 
     #[test]
     fn unknown_script_type_names_the_field_and_the_choices() {

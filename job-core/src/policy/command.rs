@@ -76,6 +76,7 @@ fn one_line(s: &str) -> String {
 struct CompiledRule {
     id: RuleId,
     name: String,
+    pattern: String,
     level: RuleLevel,
     team_id: Option<TeamId>,
     regex: Regex,
@@ -115,6 +116,7 @@ impl CommandPolicy {
             compiled.push(CompiledRule {
                 id: rule.id,
                 name: rule.name.as_str().to_owned(),
+                pattern: rule.pattern.clone(),
                 level: rule.level,
                 team_id: rule.team_id,
                 regex,
@@ -177,6 +179,7 @@ impl CommandPolicy {
                     hits.push(PolicyHit {
                         rule_id: Some(rule.id),
                         rule: rule.name.clone(),
+                        pattern: rule.pattern.clone(),
                         level: rule.level,
                         matched,
                     });

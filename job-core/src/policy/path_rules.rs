@@ -21,6 +21,7 @@ enum Matcher {
 struct CompiledPathRule {
     id: RuleId,
     name: String,
+    pattern: String,
     kind: PathRuleKind,
     level: RuleLevel,
     windows: bool,
@@ -114,6 +115,7 @@ impl PathPolicy {
             compiled.push(CompiledPathRule {
                 id: rule.id,
                 name: rule.name.as_str().to_owned(),
+                pattern: rule.pattern.clone(),
                 kind: rule.kind,
                 level: rule.level,
                 windows: rule.windows,
@@ -136,6 +138,7 @@ impl PathPolicy {
                         hits.push(PolicyHit {
                             rule_id: Some(rule.id),
                             rule: rule.name.clone(),
+                            pattern: rule.pattern.clone(),
                             level: rule.level,
                             matched: path.as_str().to_owned(),
                         });
@@ -151,6 +154,7 @@ impl PathPolicy {
             hits.push(PolicyHit {
                 rule_id: None,
                 rule: OUTSIDE_ALLOW_RULES.to_owned(),
+                pattern: OUTSIDE_ALLOW_RULES.to_owned(),
                 level: RuleLevel::Forbidden,
                 matched: path.as_str().to_owned(),
             });

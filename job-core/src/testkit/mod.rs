@@ -15,4 +15,5 @@ mod decorators;
 pub mod store;
 pub mod transport;
 
+pub use crate::callback::FixedResolver;
 pub use decorators::{CountingStore, FaultyStore, StoreMethod};

@@ -12,7 +12,7 @@ use job_core::launch::{ScriptLaunch, launch_script, re_execute as re_execute_use
 use job_core::model::{
     Execution, HostRun, JobType, Rolling, ScriptLanguage, TargetSelector, TriggerSource,
 };
-use job_core::policy::{Access, authorize, builtin_command_rules};
+use job_core::policy::{Access, authorize};
 use job_core::status::ExecutionStatus;
 use job_core::store::{ExecutionFilter, MAX_PAGE, OutputCursor, StoreExt, TeamScope};
 use job_core::values::{Name, ScriptContent, TimeoutSecs};
@@ -22,8 +22,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::api::{PageOut, page_request, pick_team};
 use crate::auth::caller::{Caller, Credentials};
-use crate::callback::check_callback_url;
-use crate::error::{ApiError, ApiResult, HitWire};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, parse_opt};
 use crate::sse::OutputOut;
 
@@ -117,38 +116,6 @@ impl<'a> From<&'a HostRun> for HostOut<'a> {
     }
 }
 
-/// The language of `script_type`: a wire name, or BlueKing's integer code (1 shell, 2 bat,
-/// 3 perl, 4 python, 5 powershell; perl is not supported).
-fn script_type(value: &Value) -> ApiResult<ScriptLanguage> {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => match n.as_i64() {
-            Some(3) => {
-                return Err(ApiError::invalid(
-                    "script_type",
-                    "invalid script_type: 3 (perl) is not supported; expected shell (1), bat (2), python (4) or powershell (5)",
-                ));
-            }
-            Some(code @ (1 | 2 | 4 | 5)) => code.to_string(),
-            _ => {
-                return Err(ApiError::invalid(
-                    "script_type",
-                    format!(
-                        "invalid script_type: unknown code {n}; expected shell (1), bat (2), python (4) or powershell (5)"
-                    ),
-                ));
-            }
-        },
-        _ => {
-            return Err(ApiError::invalid(
-                "script_type",
-                "invalid script_type: expected a language name or an integer code",
-            ));
-        }
-    };
-    Ok(ScriptLanguage::parse("script_type", &text)?)
-}
-
 fn param_values(params: BTreeMap<String, Value>) -> ApiResult<BTreeMap<String, String>> {
     params
         .into_iter()
@@ -169,36 +136,6 @@ fn param_values(params: BTreeMap<String, Value>) -> ApiResult<BTreeMap<String, S
         .collect()
 }
 
-/// Adds the pattern of each matched rule to a policy refusal.
-async fn explain_policy(state: &AppState, team: TeamId, err: job_core::Error) -> ApiError {
-    let job_core::Error::PolicyViolation { hits } = err else {
-        return err.into();
-    };
-    let mut rules = state
-        .store()
-        .list_command_rules(&TeamScope::team(team))
-        .await
-        .unwrap_or_default();
-    rules.extend(builtin_command_rules(state.now()));
-    let hits: Vec<HitWire> = hits
-        .into_iter()
-        .map(|h| {
-            let rule = rules
-                .iter()
-                .find(|r| Some(r.id) == h.rule_id)
-                .or_else(|| rules.iter().find(|r| r.name.as_str() == h.rule));
-            HitWire {
-                rule_id: h.rule_id,
-                name: Some(h.rule.clone()),
-                pattern: rule.map_or(h.rule, |r| r.pattern.clone()),
-                level: h.level,
-                matched: h.matched,
-            }
-        })
-        .collect();
-    ApiError::policy(hits)
-}
-
 fn created(execution: &Execution) -> (StatusCode, Json<Value>) {
     (
         StatusCode::CREATED,
@@ -212,7 +149,7 @@ pub(crate) async fn quick(
     JsonBody(body): JsonBody<QuickBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let team_id = pick_team(&caller.actor, body.team_id)?;
-    let language = script_type(&body.script_type)?;
+    let language = ScriptLanguage::from_wire("script_type", &body.script_type)?;
     let content = ScriptContent::parse("script_content", &body.script_content)?;
     let name = Name::parse("name", body.name.as_deref().unwrap_or("Quick execute"))?;
     let timeout = match body.timeout {
@@ -221,7 +158,13 @@ pub(crate) async fn quick(
     };
     let callback_url = match body.callback_url.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(url) => Some(check_callback_url(url, &state.config().callback_allow).await?),
+        Some(url) => Some(
+            state
+                .config()
+                .callback_guard
+                .check("callback_url", url)
+                .await?,
+        ),
     };
     let request = ScriptLaunch {
         team_id,
@@ -242,10 +185,8 @@ pub(crate) async fn quick(
         cron_job_id: None,
         rolling: body.rolling,
     };
-    match launch_script(state.store(), &caller.actor, request, state.now()).await {
-        Ok(execution) => Ok(created(&execution)),
-        Err(e) => Err(explain_policy(&state, team_id, e).await),
-    }
+    let execution = launch_script(state.store(), &caller.actor, request, state.now()).await?;
+    Ok(created(&execution))
 }
 
 pub(crate) async fn re_execute(
@@ -255,14 +196,9 @@ pub(crate) async fn re_execute(
     OptionalJsonBody(body): OptionalJsonBody<ReExecuteBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = ExecutionId::parse_field("id", &id)?;
-    let previous = state
-        .store()
-        .get_execution(&TeamScope::of(&caller.actor), id)
-        .await?;
-    match re_execute_use_case(state.store(), &caller.actor, id, body.confirm, state.now()).await {
-        Ok(execution) => Ok(created(&execution)),
-        Err(e) => Err(explain_policy(&state, previous.team_id, e).await),
-    }
+    let execution =
+        re_execute_use_case(state.store(), &caller.actor, id, body.confirm, state.now()).await?;
+    Ok(created(&execution))
 }
 
 pub(crate) async fn cancel(
@@ -271,17 +207,14 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = ExecutionId::parse_field("id", &id)?;
-    let scope = TeamScope::of(&caller.actor);
-    let execution = state.store().get_execution(&scope, id).await?;
-    authorize(
+    let updated = job_core::engine::request_cancel(
+        state.store(),
+        &**state.bus(),
         &caller.actor,
-        execution.team_id,
-        Access::Use,
-        &format!("execution {id}"),
-    )?;
-    let updated =
-        job_core::engine::request_cancel(state.store(), &**state.bus(), &scope, id, state.now())
-            .await?;
+        id,
+        state.now(),
+    )
+    .await?;
     Ok(Json(json!({ "id": updated.id, "status": updated.status })))
 }
 

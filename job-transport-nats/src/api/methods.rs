@@ -2,7 +2,6 @@
 //! the caller's team, and returns the reply's `data`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use job_core::Error;
 use job_core::engine::request_cancel;
@@ -14,7 +13,7 @@ use job_core::model::Os;
 use job_core::model::{Execution, OutputStream, ScriptLanguage, TargetSelector, TriggerSource};
 use job_core::policy::TargetPath;
 use job_core::store::{AssetFilter, MAX_PAGE, PageRequest, StoreExt};
-use job_core::values::{Name, ScriptContent, TimeoutSecs};
+use job_core::values::{CallbackUrl, Name, ScriptContent, TimeoutSecs};
 use serde_json::{Value, json};
 
 use super::Context;
@@ -22,9 +21,6 @@ use super::request::{Caller, Fields, kind};
 
 /// The most task ids one `job_status_batch_query` may name.
 pub const MAX_BATCH: usize = 100;
-
-/// The longest `callback_url` accepted, in bytes.
-const MAX_CALLBACK_URL: usize = 2048;
 
 /// `job_script_execute`: launches a script on the team's targets; answers `{"task_id"}`
 /// as soon as the execution is stored (it runs afterwards).
@@ -41,7 +37,7 @@ pub(crate) async fn script_execute(ctx: &Context, mut f: Fields) -> Result<Value
         Some(t) => TimeoutSecs::new("timeout", t)?,
     };
     let confirm = f.flag("confirm")?;
-    let callback_url = callback_url(f.optional_text("callback_url")?)?;
+    let callback_url = callback_url(ctx, f.optional_text("callback_url")?).await?;
     let rolling = f
         .take("rolling")
         .map(|v| {
@@ -102,7 +98,7 @@ pub(crate) async fn file_distribute(ctx: &Context, mut f: Fields) -> Result<Valu
         Some(t) => TimeoutSecs::new("timeout", t)?,
     };
     let confirm = f.flag("confirm")?;
-    let callback_url = callback_url(f.optional_text("callback_url")?)?;
+    let callback_url = callback_url(ctx, f.optional_text("callback_url")?).await?;
     f.finish()?;
     let request = FileLaunch {
         team_id: caller.team,
@@ -197,7 +193,7 @@ pub(crate) async fn task_terminate(ctx: &Context, mut f: Fields) -> Result<Value
     let updated = request_cancel(
         ctx.store.as_ref(),
         ctx.bus.as_ref(),
-        &caller.scope(),
+        &caller.actor,
         id,
         ctx.clock.now(),
     )
@@ -363,34 +359,14 @@ fn task_id(f: &mut Fields) -> Result<ExecutionId, Error> {
     }
 }
 
-/// The language of `script_type`: a name, or BlueKing's integer code (1 shell, 2 bat,
-/// 4 python, 5 powershell; 3, perl, is not supported).
+/// The language of `script_type` ([`ScriptLanguage::from_wire`], the parser REST uses).
 fn script_type(value: Option<Value>) -> Result<ScriptLanguage, Error> {
-    const CODES: &str = "expected shell (1), bat (2), python (4) or powershell (5)";
     match value {
         None => Err(Error::invalid(
             "script_type",
-            format!("this field is required; {CODES}"),
+            "this field is required; expected shell (1), bat (2), python (4) or powershell (5)",
         )),
-        Some(Value::String(s)) => ScriptLanguage::parse("script_type", &s),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(3) => Err(Error::invalid(
-                "script_type",
-                format!("3 (perl) is not supported; {CODES}"),
-            )),
-            Some(code @ (1 | 2 | 4 | 5)) => ScriptLanguage::parse("script_type", &code.to_string()),
-            _ => Err(Error::invalid(
-                "script_type",
-                format!("unknown code {n}; {CODES}"),
-            )),
-        },
-        Some(other) => Err(Error::invalid(
-            "script_type",
-            format!(
-                "expected a language name or an integer code, got {}",
-                kind(&other)
-            ),
-        )),
+        Some(value) => ScriptLanguage::from_wire("script_type", &value),
     }
 }
 
@@ -433,67 +409,11 @@ fn param_values(value: Option<Value>) -> Result<BTreeMap<String, String>, Error>
         .collect()
 }
 
-/// Checks `callback_url`: an absolute http(s) URL with a host, no credentials, and not a
-/// literal loopback, private, link-local or unspecified address.
-fn callback_url(url: Option<String>) -> Result<Option<String>, Error> {
-    let Some(url) = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()) else {
-        return Ok(None);
-    };
-    let refused = |reason: &str| Error::invalid("callback_url", reason.to_owned());
-    if url.len() > MAX_CALLBACK_URL {
-        return Err(refused(&format!(
-            "must be at most {MAX_CALLBACK_URL} characters"
-        )));
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(refused("must not contain spaces or control characters"));
-    }
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"))
-        .ok_or_else(|| refused("must be an absolute http or https URL"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return Err(refused("must not carry credentials in the URL"));
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    if host.is_empty() {
-        return Err(refused("has no host"));
-    }
-    let internal = host == "localhost"
-        || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(is_internal);
-    if internal {
-        return Err(refused(&format!(
-            "`{host}` is a loopback, link-local, private or otherwise internal address"
-        )));
-    }
-    Ok(Some(url))
-}
-
-fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
+/// Checks `callback_url` with the guard REST uses (absent or blank: no callback).
+async fn callback_url(ctx: &Context, url: Option<String>) -> Result<Option<CallbackUrl>, Error> {
+    match url.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(url) => ctx.callback.check("callback_url", url).await.map(Some),
     }
 }
 
@@ -502,42 +422,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_callback_url_must_be_http_or_https() {
-        let err = callback_url(Some("ftp://example.com/h".into())).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid callback_url: must be an absolute http or https URL"
-        );
-        assert_eq!(
-            callback_url(Some("https://hooks.example.com/done".into())).unwrap(),
-            Some("https://hooks.example.com/done".to_owned())
-        );
-        assert_eq!(callback_url(Some("  ".into())).unwrap(), None);
-    }
-
-    #[test]
-    fn a_callback_url_to_an_internal_address_is_refused() {
-        for url in [
-            "http://127.0.0.1:9000/h",
-            "http://localhost/h",
-            "http://10.1.2.3/h",
-            "http://169.254.169.254/latest",
-            "http://[::1]:80/h",
-            "http://user:pw@example.com/h",
-        ] {
-            assert!(callback_url(Some(url.into())).is_err(), "{url}");
-        }
-    }
-
-    #[test]
-    fn script_type_accepts_names_and_blueking_codes() {
+    fn script_type_is_required_and_parsed_like_rest() {
         assert_eq!(script_type(Some(json!(1))).unwrap(), ScriptLanguage::Shell);
         assert_eq!(
             script_type(Some(json!("python"))).unwrap(),
             ScriptLanguage::Python
         );
-        let perl = script_type(Some(json!(3))).unwrap_err();
-        assert!(perl.to_string().contains("perl"), "{perl}");
         let missing = script_type(None).unwrap_err();
         assert!(
             missing.to_string().starts_with("invalid script_type:"),

@@ -16,7 +16,9 @@
 //! team's task answers exactly like a missing one. Launches go through
 //! [`job_core::launch::launch_script`] (the same target, template and high-risk checks as
 //! the console), terminate through [`job_core::engine::request_cancel`] (the same status
-//! machine). The channel itself is trusted: NATS accounts decide who may publish here.
+//! machine and team check), and `callback_url` through the
+//! [`CallbackGuard`](job_core::callback::CallbackGuard) REST uses, so both edges refuse the
+//! same input with the same field and reason. The channel itself is trusted: NATS accounts decide who may publish here.
 //!
 //! `job_file_distribute` copies files from the team's targets (read once per execution
 //! with the transports' pull) to the team's targets (push, checksum verified), through
@@ -32,6 +34,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use job_core::Error;
 use job_core::bus::EventBus;
+use job_core::callback::CallbackGuard;
 use job_core::clock::Clock;
 use job_core::store::Store;
 use serde_json::{Value, json};
@@ -61,6 +64,7 @@ struct Context {
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
+    callback: CallbackGuard,
 }
 
 /// The open interfaces, subscribed and ready to answer; [`ApiServer::run`] answers
@@ -83,13 +87,16 @@ impl fmt::Debug for ApiServer {
 
 impl ApiServer {
     /// Subscribes to every method on `client` under `namespace` (queue group
-    /// `{namespace}-api`) and returns once the server has the subscriptions.
+    /// `{namespace}-api`) and returns once the server has the subscriptions. `callback`
+    /// checks every `callback_url` (jobd passes the guard REST uses: the same allow-list
+    /// and resolver).
     pub async fn bind(
         client: async_nats::Client,
         namespace: Namespace,
         store: Arc<dyn Store>,
         bus: Arc<dyn EventBus>,
         clock: Arc<dyn Clock>,
+        callback: CallbackGuard,
     ) -> Result<Self, Error> {
         let group = format!("{}-api", namespace.as_str());
         let mut subscriptions = Vec::with_capacity(METHODS.len());
@@ -108,7 +115,12 @@ impl ApiServer {
         Ok(Self {
             client,
             namespace,
-            context: Context { store, bus, clock },
+            context: Context {
+                store,
+                bus,
+                clock,
+                callback,
+            },
             subscriptions,
         })
     }
@@ -165,9 +177,10 @@ pub async fn serve(
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
+    callback: CallbackGuard,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    ApiServer::bind(client, namespace, store, bus, clock)
+    ApiServer::bind(client, namespace, store, bus, clock, callback)
         .await?
         .run(shutdown)
         .await;

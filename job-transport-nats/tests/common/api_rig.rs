@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use job_core::bus::InProcessBus;
+use job_core::callback::{CallbackAllow, CallbackGuard};
 use job_core::clock::SystemClock;
 use job_core::engine::{Engine, EngineConfig, LocalConnector};
 use job_core::ids::{TargetId, TeamId};
 use job_core::model::{Os, Target, TargetMode, Team};
 use job_core::store::{ExecutionFilter, PageRequest, Store, TeamScope};
+use job_core::testkit::FixedResolver;
 use job_core::transport::Transport;
 use job_core::values::{Address, Description, Name};
 use job_store_sqlite::SqliteStore;
@@ -105,6 +107,7 @@ impl Rig {
             store.clone(),
             bus,
             Arc::new(SystemClock),
+            callback_guard(),
         )
         .await
         .unwrap();
@@ -213,6 +216,16 @@ impl Drop for Rig {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// The callback guard of the rig: no allow-list, and a fixed resolver that knows
+/// `hooks.example.com` (public) and `internal.example.com` (private).
+pub(crate) fn callback_guard() -> CallbackGuard {
+    let resolver = FixedResolver::new([
+        ("hooks.example.com", &["93.184.216.34"][..]),
+        ("internal.example.com", &["10.0.0.7"][..]),
+    ]);
+    CallbackGuard::new(CallbackAllow::default(), Arc::new(resolver))
 }
 
 /// A reply's message with `id` replaced, so two refusals can be compared.
