@@ -1,0 +1,106 @@
+//! The PostgreSQL side of the dialect seam: concrete types, instants as `timestamptz`, the
+//! text search function, row locks, the one-statement `SKIP LOCKED` claim of executions, and
+//! the dashboard's day and duration arithmetic on `timestamptz`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use job_core::Result;
+use job_core::store::{Lease, checks};
+use sqlx::Row as _;
+
+use crate::common::db;
+
+/// The database this backend speaks.
+pub(crate) type Db = sqlx::Postgres;
+/// A row of [`Db`].
+pub(crate) type Row = sqlx::postgres::PgRow;
+/// The pool type of [`Db`].
+pub(crate) type Pool = sqlx::PgPool;
+/// A connection of [`Db`] (what a transaction derefs to).
+pub(crate) type Conn = sqlx::PgConnection;
+/// How an instant is stored: `timestamptz` (microsecond precision).
+pub(crate) type Ts = DateTime<Utc>;
+
+/// What a `SELECT` of rows about to be changed ends with: a row lock held until commit.
+pub(crate) const ROW_LOCK: &str = " FOR UPDATE";
+/// The lock of a parent row whose children are about to change: it keeps other writers of
+/// the row out but lets foreign-key checks of its children through.
+pub(crate) const NO_KEY_LOCK: &str = " FOR NO KEY UPDATE";
+/// What a claim's `SELECT` ends with: lock the rows, skipping those another node holds.
+pub(crate) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
+/// The UTC day of `created_at`, as column `d`.
+pub(crate) const DAY_OF_CREATED: &str = "(created_at AT TIME ZONE 'UTC')::DATE AS d";
+/// The average of `finished_at - started_at` in milliseconds, as column `avg_ms`.
+pub(crate) const AVG_DURATION_MS: &str =
+    "(EXTRACT(EPOCH FROM AVG(finished_at - started_at)) * 1000)::FLOAT8 AS avg_ms";
+
+/// An instant as stored.
+pub(crate) fn ts(t: DateTime<Utc>) -> Ts {
+    t
+}
+
+/// An optional instant as stored.
+pub(crate) fn opt_ts(t: Option<DateTime<Utc>>) -> Option<Ts> {
+    t
+}
+
+/// An instant back from a column as stored (always in range).
+pub(crate) fn from_ts(_col: &str, v: Ts) -> Result<DateTime<Utc>> {
+    Ok(v)
+}
+
+/// Reads the day column [`DAY_OF_CREATED`] wrote.
+pub(crate) fn get_day(row: &Row, col: &str) -> Result<NaiveDate> {
+    row.try_get(col).map_err(|e| checks::corrupt(col, e))
+}
+
+/// The function giving the 1-based position of a text in another (0: not in it).
+pub(crate) const POSITION_FN: &str = "strpos";
+
+/// Leases to `lease.node` up to `limit` executions, taking the rows that match each of
+/// `conditions` in turn (each ends with its `ORDER BY`; `$3` is `lease.now`). Returns each
+/// leased row of `cols` with whether it was taken over (leased before, or not pending).
+///
+/// Each condition is one statement that locks the rows no other node has locked, leases
+/// them and returns who held them before; concurrent nodes never wait for each other.
+pub(crate) async fn claim_executions(
+    writer: &Pool,
+    lease: &Lease,
+    conditions: &[&str],
+    limit: i64,
+    cols: &str,
+) -> Result<Vec<(Row, bool)>> {
+    let mut out = Vec::new();
+    for condition in conditions {
+        let room = limit - out.len() as i64;
+        if room <= 0 {
+            break;
+        }
+        let rows = sqlx::query(&format!(
+            "UPDATE executions SET lease_owner = $1, lease_expires_at = $2 \
+             FROM (SELECT id AS claim_id, status AS prev_status, lease_owner AS prev_owner \
+                   FROM executions WHERE {condition} LIMIT $4 \
+                   FOR NO KEY UPDATE SKIP LOCKED) AS c \
+             WHERE executions.id = c.claim_id \
+             RETURNING {cols}, c.prev_status, c.prev_owner"
+        ))
+        .bind(lease.node.as_str())
+        .bind(ts(lease.until))
+        .bind(ts(lease.now))
+        .bind(room)
+        .fetch_all(writer)
+        .await
+        .map_err(db("claim executions"))?;
+        for r in rows {
+            let owner: Option<String> = r
+                .try_get("prev_owner")
+                .map_err(|e| checks::corrupt("prev_owner", e))?;
+            let status: String = r
+                .try_get("prev_status")
+                .map_err(|e| checks::corrupt("prev_status", e))?;
+            let taken_over = owner.is_some() || status != "pending";
+            out.push((r, taken_over));
+        }
+    }
+    Ok(out)
+}
