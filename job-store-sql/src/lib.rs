@@ -8,14 +8,18 @@
 //! types, how an instant is stored, the text search function, row locks, the claim of
 //! executions (PostgreSQL: one `UPDATE … FROM (SELECT … FOR NO KEY UPDATE SKIP LOCKED)`;
 //! SQLite: select then update on the single writer), the dashboard's day and duration
-//! arithmetic, and the connection setup and migrations. Each backend is thus monomorphic
+//! arithmetic, and what the tokens of the migrations (written once, in `migrations/`) render
+//! to. Each backend is thus monomorphic
 //! code, as fast as a hand-written store, with no generic bounds over `sqlx::Database` and no
 //! run-time query builder.
 //!
 //! Applications use the thin crates `job-store-sqlite` and `job-store-postgres`, which
 //! re-export [`sqlite::SqliteStore`] and [`postgres::PgStore`].
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod common;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod migrations;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -16,27 +16,9 @@
 //! # let _ = teams; Ok(()) }
 //! ```
 
-#[path = "../queries/assets.rs"]
-mod assets;
-#[path = "../queries/db.rs"]
-mod db;
 mod dialect;
-#[path = "../queries/executions.rs"]
-mod executions;
-#[path = "../queries/host_runs.rs"]
-mod host_runs;
-#[path = "../queries/identity.rs"]
-mod identity;
-#[path = "../queries/library.rs"]
-mod library;
-#[path = "../queries/outbox.rs"]
-mod outbox;
-#[path = "../queries/output.rs"]
-mod output;
-#[path = "../queries/rules.rs"]
-mod rules;
-#[path = "../queries/stats.rs"]
-mod stats;
+#[path = "../queries/mod.rs"]
+mod queries;
 
 use std::time::Duration;
 
@@ -93,7 +75,8 @@ impl PgStore {
 
     /// Uses an existing pool and applies pending migrations.
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        sqlx::migrate!("./migrations/postgres")
+        dialect::migrator()
+            .await?
             .run(&pool)
             .await
             .map_err(|e| Error::unavailable("cannot apply the PostgreSQL migrations", e))?;

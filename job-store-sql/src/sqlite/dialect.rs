@@ -127,3 +127,45 @@ pub(crate) async fn claim_executions(
         })
         .collect()
 }
+
+/// What the tokens of the migrations render to on SQLite.
+pub(crate) fn schema_token(name: &str, argument: Option<&str>) -> Option<String> {
+    let text = match (name, argument) {
+        ("schema_note", None) => {
+            "-- The job platform's schema for SQLite. Ids are UUIDs stored as 16-byte blobs; instants are\n\
+             -- microseconds since the Unix epoch (UTC); `doc` columns hold the whole object as JSON text,\n\
+             -- with the columns queries need copied out of it."
+        }
+        ("uuid" | "bytes", None) => "BLOB",
+        ("instant" | "int" | "bool", None) => "INTEGER",
+        ("json", None) => "TEXT",
+        ("false", None) => "0",
+        // A covering index holds the extra columns as trailing key columns.
+        ("covering", None) => ", ",
+        // SQLite adds one column per `ALTER TABLE`.
+        ("also_alter", Some(table)) => return Some(format!(";\nALTER TABLE {table} ")),
+        _ => return None,
+    };
+    Some(text.to_owned())
+}
+
+/// The schema's migrations rendered for SQLite.
+pub(crate) async fn migrator() -> Result<sqlx::migrate::Migrator> {
+    crate::migrations::migrator(schema_token).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_rendered_migrations_match_the_checksums_databases_recorded() {
+        // The SHA-384 sums of 0001_initial.sql and 0002_rolling.sql as SQLite databases
+        // recorded them before the migrations were written once.
+        assert_eq!(
+            crate::migrations::checksums(super::schema_token),
+            [
+                (1, "24c1845b1ac165ae93f0878cb9e65c418c6a5259601b6bcb8658dd37854f22327446d1b901ece2b16cfac1a69d74a865".to_owned()),
+                (2, "21454e4ef83db3117c7a686d47c38faacbfd3774a4a99588d91f6b6131459a6758a8244a9d0481b4019c135e0378a175".to_owned()),
+            ]
+        );
+    }
+}

@@ -14,27 +14,9 @@
 //! # let _ = teams; Ok(()) }
 //! ```
 
-#[path = "../queries/assets.rs"]
-mod assets;
-#[path = "../queries/db.rs"]
-mod db;
 mod dialect;
-#[path = "../queries/executions.rs"]
-mod executions;
-#[path = "../queries/host_runs.rs"]
-mod host_runs;
-#[path = "../queries/identity.rs"]
-mod identity;
-#[path = "../queries/library.rs"]
-mod library;
-#[path = "../queries/outbox.rs"]
-mod outbox;
-#[path = "../queries/output.rs"]
-mod output;
-#[path = "../queries/rules.rs"]
-mod rules;
-#[path = "../queries/stats.rs"]
-mod stats;
+#[path = "../queries/mod.rs"]
+mod queries;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -109,7 +91,8 @@ impl SqliteStore {
                     e,
                 )
             })?;
-        sqlx::migrate!("./migrations/sqlite")
+        dialect::migrator()
+            .await?
             .run(&write)
             .await
             .map_err(|e| Error::unavailable("cannot apply the SQLite migrations", e))?;
