@@ -15,6 +15,12 @@
 //! ```
 
 mod dialect;
+// Each backend compiles the shared queries once for its own dialect: loading the folder
+// once per backend is the design, not a mistake.
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the shared queries are compiled once per backend"
+)]
 #[path = "../queries/mod.rs"]
 mod queries;
 
