@@ -30,6 +30,9 @@ pub(crate) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 /// The UTC day of `created_at`, as column `d`.
 pub(crate) const DAY_OF_CREATED: &str = "(created_at AT TIME ZONE 'UTC')::DATE AS d";
+/// A day's successes and failures, as columns `ok` and `bad` (filtered counts).
+pub(crate) const TREND_COUNTS: &str = "COUNT(*) FILTER (WHERE status = 'success') AS ok, \
+     COUNT(*) FILTER (WHERE status IN ('failed', 'timeout')) AS bad";
 /// The average of `finished_at - started_at` in milliseconds, as column `avg_ms`.
 pub(crate) const AVG_DURATION_MS: &str =
     "(EXTRACT(EPOCH FROM AVG(finished_at - started_at)) * 1000)::FLOAT8 AS avg_ms";

@@ -14,7 +14,7 @@ use sqlx::{QueryBuilder, Row as _};
 
 pub(crate) use super::dialect::{
     AVG_DURATION_MS, Conn, DAY_OF_CREATED, Db, NO_KEY_LOCK, POSITION_FN, Pool, ROW_LOCK, Row,
-    SKIP_LOCKED, Ts, claim_executions, get_day, opt_ts, ts,
+    SKIP_LOCKED, TREND_COUNTS, Ts, claim_executions, get_day, opt_ts, ts,
 };
 pub(crate) use crate::common::{INSERT_CHUNK, db, db_error, enum_of, enum_text, page};
 

@@ -10,7 +10,9 @@ use job_core::store::{
 use sqlx::QueryBuilder;
 
 use super::SqlStore;
-use super::db::{AVG_DURATION_MS, DAY_OF_CREATED, Db, db, get, get_day, push_scope, ts};
+use super::db::{
+    AVG_DURATION_MS, DAY_OF_CREATED, Db, TREND_COUNTS, db, get, get_day, push_scope, ts,
+};
 
 fn range_where(
     qb: &mut QueryBuilder<'_, Db>,
@@ -93,9 +95,7 @@ impl StatsStore for SqlStore {
         let from = day_start(first_day);
         let to = from + chrono::Duration::days(i64::from(days));
         let mut qb = QueryBuilder::<Db>::new(format!(
-            "SELECT {DAY_OF_CREATED}, COUNT(*) AS n, \
-             SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS ok, \
-             SUM(CASE WHEN status IN ('failed', 'timeout') THEN 1 ELSE 0 END) AS bad FROM executions"
+            "SELECT {DAY_OF_CREATED}, COUNT(*) AS n, {TREND_COUNTS} FROM executions"
         ));
         range_where(&mut qb, scope, from, to);
         qb.push(" GROUP BY d");

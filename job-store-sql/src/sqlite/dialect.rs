@@ -31,6 +31,9 @@ pub(crate) const SKIP_LOCKED: &str = "";
 
 /// The day (days since the Unix epoch) of `created_at`, as column `d`.
 pub(crate) const DAY_OF_CREATED: &str = "created_at / 86400000000 AS d";
+/// A day's successes and failures, as columns `ok` and `bad`.
+pub(crate) const TREND_COUNTS: &str = "SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS ok, \
+     SUM(CASE WHEN status IN ('failed', 'timeout') THEN 1 ELSE 0 END) AS bad";
 /// The average of `finished_at - started_at` in milliseconds, as column `avg_ms`.
 pub(crate) const AVG_DURATION_MS: &str = "AVG(finished_at - started_at) / 1000.0 AS avg_ms";
 
