@@ -2,11 +2,14 @@
 //! clusters of `jobd` nodes sharing one database.
 //!
 //! One connection pool; claims of pending executions and due outbox entries lock their rows
-//! with `FOR NO KEY UPDATE SKIP LOCKED`, so concurrent nodes never get the same row and never
-//! wait for each other; compare-and-set moves are single conditional `UPDATE`s under row
-//! locks. The schema's migrations are embedded and applied on [`PgStore::open`]; sqlx holds
-//! a PostgreSQL advisory lock while it migrates, so nodes starting at once apply each
+//! with `SKIP LOCKED`, so concurrent nodes never get the same row and never wait for each
+//! other; compare-and-set moves are single conditional `UPDATE`s under row locks. The
+//! schema's migrations are embedded and applied on [`PgStore::open`]; sqlx holds a
+//! PostgreSQL advisory lock while it migrates, so nodes starting at once apply each
 //! migration exactly once.
+//!
+//! The queries are `job-store-sql`'s, compiled for PostgreSQL; this crate is its PostgreSQL
+//! face.
 //!
 //! ```no_run
 //! # async fn demo() -> job_core::Result<()> {
@@ -16,88 +19,4 @@
 //! # let _ = teams; Ok(()) }
 //! ```
 
-mod assets;
-mod db;
-mod executions;
-mod host_runs;
-mod identity;
-mod library;
-mod outbox;
-mod output;
-mod rules;
-mod stats;
-
-use std::time::Duration;
-
-use job_core::{Error, Result};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-
-/// How to open a PostgreSQL store. The defaults suit a small cluster.
-#[derive(Debug, Clone)]
-pub struct PgOptions {
-    /// The connection URL, `postgres://user:password@host:port/database?sslmode=…`.
-    pub url: String,
-    /// The most connections this node keeps (default 16).
-    pub max_connections: u32,
-    /// How long to wait for a free connection (default 30 s).
-    pub acquire_timeout: Duration,
-}
-
-impl PgOptions {
-    /// Defaults for the database at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// The PostgreSQL store. Cheap to clone: clones share the pool.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-}
-
-impl PgStore {
-    /// Connects to `url` with default options and applies pending migrations.
-    pub async fn open(url: &str) -> Result<Self> {
-        Self::open_with(&PgOptions::new(url)).await
-    }
-
-    /// Connects as described by `options` and applies pending migrations.
-    pub async fn open_with(options: &PgOptions) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            .connect(&options.url)
-            .await
-            .map_err(|e| Error::unavailable("cannot connect to PostgreSQL", e))?;
-        Self::from_pool(pool).await
-    }
-
-    /// Uses an existing pool and applies pending migrations.
-    pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|e| Error::unavailable("cannot apply the PostgreSQL migrations", e))?;
-        Ok(Self { pool })
-    }
-
-    /// Closes every connection, waiting for running statements.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// The pool write transactions use.
-    pub(crate) fn writer(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// The pool reads use (the same one).
-    pub(crate) fn reader(&self) -> &PgPool {
-        &self.pool
-    }
-}
+pub use job_store_sql::postgres::{PgOptions, PgStore};

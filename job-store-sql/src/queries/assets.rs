@@ -14,8 +14,8 @@ use sqlx::QueryBuilder;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::SqliteStore;
-use crate::db::{
+use super::SqlStore;
+use super::db::{
     Db, Pool, db, db_error, get, get_json, get_ts, page, push_name_contains, push_scope, ts,
 };
 
@@ -112,16 +112,17 @@ fn credential_of(target: &Target) -> Option<Uuid> {
     }
 }
 
-impl SqliteStore {
+impl SqlStore {
     async fn check_credential_team(&self, target: &Target) -> Result<()> {
         let Some(cred) = credential_of(target) else {
             return Ok(());
         };
-        let team: Option<Uuid> = sqlx::query_scalar("SELECT team_id FROM credentials WHERE id = ?")
-            .bind(cred)
-            .fetch_optional(self.reader())
-            .await
-            .map_err(db("read credential"))?;
+        let team: Option<Uuid> =
+            sqlx::query_scalar("SELECT team_id FROM credentials WHERE id = $1")
+                .bind(cred)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(db("read credential"))?;
         if team != Some(target.team_id.as_uuid()) {
             return Err(Error::invalid(
                 "credential_id",
@@ -133,12 +134,12 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl TargetStore for SqliteStore {
+impl TargetStore for SqlStore {
     async fn create_target(&self, target: &Target) -> Result<()> {
         let d = doc("target", target)?;
         self.check_credential_team(target).await?;
         sqlx::query(
-            "INSERT INTO targets (id, team_id, name, address, credential_id, doc) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO targets (id, team_id, name, address, credential_id, doc) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(target.id.as_uuid())
         .bind(target.team_id.as_uuid())
@@ -252,7 +253,7 @@ impl TargetStore for SqliteStore {
     }
 }
 
-fn credential_from(row: &crate::db::Row) -> Result<Credential> {
+fn credential_from(row: &super::db::Row) -> Result<Credential> {
     Ok(Credential {
         id: CredentialId::from_uuid(get(row, "id")?),
         team_id: TeamId::from_uuid(get(row, "team_id")?),
@@ -265,11 +266,11 @@ fn credential_from(row: &crate::db::Row) -> Result<Credential> {
 }
 
 #[async_trait]
-impl CredentialStore for SqliteStore {
+impl CredentialStore for SqlStore {
     async fn create_credential(&self, c: &Credential) -> Result<()> {
         checks::text("kind", &c.kind, checks::MAX_KEY_BYTES)?;
         sqlx::query(
-            "INSERT INTO credentials (id, team_id, name, kind, secret, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO credentials (id, team_id, name, kind, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(c.id.as_uuid())
         .bind(c.team_id.as_uuid())
@@ -345,10 +346,10 @@ impl CredentialStore for SqliteStore {
 }
 
 #[async_trait]
-impl TargetGroupStore for SqliteStore {
+impl TargetGroupStore for SqlStore {
     async fn create_group(&self, g: &TargetGroup) -> Result<()> {
         let d = doc("target group", g)?;
-        sqlx::query("INSERT INTO target_groups (id, team_id, name, doc) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO target_groups (id, team_id, name, doc) VALUES ($1, $2, $3, $4)")
             .bind(g.id.as_uuid())
             .bind(g.team_id.as_uuid())
             .bind(g.name.as_str())

@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::QueryBuilder;
 
-use crate::PgStore;
-use crate::assets::{delete_row, doc, get_doc, list_docs};
-use crate::db::{Db, db, db_error, get, get_json, opt_ts, push_scope, ts};
+use super::SqlStore;
+use super::assets::{delete_row, doc, get_doc, list_docs};
+use super::db::{Db, ROW_LOCK, db, db_error, get, get_json, opt_ts, push_scope, ts};
 
 /// Whether a rule of `team` (none = global) may be changed in `scope`.
 fn changeable(scope: &TeamScope, team: Option<TeamId>) -> bool {
@@ -22,7 +22,7 @@ fn changeable(scope: &TeamScope, team: Option<TeamId>) -> bool {
     }
 }
 
-impl PgStore {
+impl SqlStore {
     async fn create_rule<T: Serialize>(
         &self,
         table: &str,
@@ -136,7 +136,7 @@ impl PgStore {
 }
 
 #[async_trait]
-impl RuleStore for PgStore {
+impl RuleStore for SqlStore {
     async fn create_command_rule(&self, r: &CommandRule) -> Result<()> {
         self.create_rule("command_rules", r.id, r.team_id, r.built_in, &r.pattern, r)
             .await
@@ -199,7 +199,7 @@ fn check_cron(job: &CronJob) -> Result<()> {
 }
 
 #[async_trait]
-impl CronStore for PgStore {
+impl CronStore for SqlStore {
     async fn create_cron_job(&self, job: &CronJob) -> Result<()> {
         check_cron(job)?;
         let d = doc("cron job", job)?;
@@ -231,7 +231,7 @@ impl CronStore for PgStore {
             .push(" AND team_id = ")
             .push_bind(job.team_id.as_uuid());
         push_scope(&mut qb, "team_id", scope);
-        qb.push(" FOR UPDATE");
+        qb.push(ROW_LOCK);
         let Some(row) = qb
             .build()
             .fetch_optional(&mut *tx)
@@ -306,11 +306,13 @@ impl CronStore for PgStore {
             .begin()
             .await
             .map_err(db("claim cron occurrence"))?;
-        let row = sqlx::query("SELECT doc FROM cron_jobs WHERE id = $1 FOR UPDATE")
-            .bind(job.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db("read cron job"))?;
+        let row = sqlx::query(&format!(
+            "SELECT doc FROM cron_jobs WHERE id = $1{ROW_LOCK}"
+        ))
+        .bind(job.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("read cron job"))?;
         let Some(row) = row else {
             return Err(Error::not_found(format!("cron job {job}")));
         };

@@ -9,8 +9,10 @@ use job_core::store::{
 };
 use sqlx::QueryBuilder;
 
-use crate::PgStore;
-use crate::db::{Db, db, get, push_scope, ts};
+use super::SqlStore;
+use super::db::{
+    AVG_DURATION_MS, DAY_OF_CREATED, Db, TREND_COUNTS, db, get, get_day, push_scope, ts,
+};
 
 fn range_where(
     qb: &mut QueryBuilder<'_, Db>,
@@ -29,7 +31,7 @@ fn day_start(day: NaiveDate) -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
-impl PgStore {
+impl SqlStore {
     async fn rate(&self, scope: &TeamScope, range: TimeRange) -> Result<Option<f64>> {
         let mut qb = QueryBuilder::<Db>::new(
             "SELECT COALESCE(SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), 0) AS ok, \
@@ -49,7 +51,7 @@ impl PgStore {
 }
 
 #[async_trait]
-impl StatsStore for PgStore {
+impl StatsStore for SqlStore {
     async fn totals(&self, scope: &TeamScope, range: TimeRange) -> Result<Totals> {
         // One pass of conditional counts: cheaper than grouping, which has to sort.
         let mut sql = String::from("SELECT COUNT(*) AS n");
@@ -92,11 +94,9 @@ impl StatsStore for PgStore {
         let days = days.clamp(1, job_core::store::MAX_TREND_DAYS);
         let from = day_start(first_day);
         let to = from + chrono::Duration::days(i64::from(days));
-        let mut qb = QueryBuilder::<Db>::new(
-            "SELECT (created_at AT TIME ZONE 'UTC')::DATE AS d, COUNT(*) AS n, \
-             COUNT(*) FILTER (WHERE status = 'success') AS ok, \
-             COUNT(*) FILTER (WHERE status IN ('failed', 'timeout')) AS bad FROM executions",
-        );
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT {DAY_OF_CREATED}, COUNT(*) AS n, {TREND_COUNTS} FROM executions"
+        ));
         range_where(&mut qb, scope, from, to);
         qb.push(" GROUP BY d");
         let rows = qb
@@ -107,7 +107,7 @@ impl StatsStore for PgStore {
         let mut counts = Vec::with_capacity(rows.len());
         for r in &rows {
             counts.push(DayTrend {
-                day: get::<NaiveDate>(r, "d")?,
+                day: get_day(r, "d")?,
                 total: checks::u64_of("n", get(r, "n")?)?,
                 success: checks::u64_of("ok", get(r, "ok")?)?,
                 failed: checks::u64_of("bad", get(r, "bad")?)?,
@@ -121,9 +121,7 @@ impl StatsStore for PgStore {
         scope: &TeamScope,
         range: TimeRange,
     ) -> Result<Option<f64>> {
-        let mut qb = QueryBuilder::<Db>::new(
-            "SELECT (EXTRACT(EPOCH FROM AVG(finished_at - started_at)) * 1000)::FLOAT8 AS avg_ms FROM executions",
-        );
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {AVG_DURATION_MS} FROM executions"));
         range_where(&mut qb, scope, range.from(), range.to());
         qb.push(" AND started_at IS NOT NULL AND finished_at IS NOT NULL");
         let row = qb

@@ -9,8 +9,8 @@ use job_core::values::{Description, Name, Username};
 use job_core::{Error, Result};
 use sqlx::QueryBuilder;
 
-use crate::SqliteStore;
-use crate::db::{
+use super::SqlStore;
+use super::db::{
     Db, Row, db, enum_of, enum_text, get, get_opt_ts, get_ts, opt_ts, page, push_scope, ts,
 };
 
@@ -64,11 +64,11 @@ fn check_user(u: &User) -> Result<()> {
     checks::text("password_hash", &u.password_hash, checks::MAX_KEY_BYTES)
 }
 
-impl SqliteStore {
+impl SqlStore {
     async fn with_memberships(&self, mut users: Vec<User>) -> Result<Vec<User>> {
         for u in &mut users {
             let rows = sqlx::query(
-                "SELECT team_id, role FROM memberships WHERE user_id = ? ORDER BY team_id",
+                "SELECT team_id, role FROM memberships WHERE user_id = $1 ORDER BY team_id",
             )
             .bind(u.id.as_uuid())
             .fetch_all(self.reader())
@@ -100,16 +100,18 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl IdentityStore for SqliteStore {
+impl IdentityStore for SqlStore {
     async fn create_team(&self, t: &Team) -> Result<()> {
-        sqlx::query("INSERT INTO teams (id, name, description, created_at) VALUES (?, ?, ?, ?)")
-            .bind(t.id.as_uuid())
-            .bind(t.name.as_str())
-            .bind(t.description.as_str())
-            .bind(ts(t.created_at))
-            .execute(self.writer())
-            .await
-            .map_err(db("create team"))?;
+        sqlx::query(
+            "INSERT INTO teams (id, name, description, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(t.id.as_uuid())
+        .bind(t.name.as_str())
+        .bind(t.description.as_str())
+        .bind(ts(t.created_at))
+        .execute(self.writer())
+        .await
+        .map_err(db("create team"))?;
         Ok(())
     }
 
@@ -145,7 +147,7 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn delete_team(&self, id: TeamId) -> Result<()> {
-        let done = sqlx::query("DELETE FROM teams WHERE id = ?")
+        let done = sqlx::query("DELETE FROM teams WHERE id = $1")
             .bind(id.as_uuid())
             .execute(self.writer())
             .await
@@ -160,7 +162,7 @@ impl IdentityStore for SqliteStore {
         check_user(u)?;
         let mut tx = self.writer().begin().await.map_err(db("create user"))?;
         sqlx::query(&format!(
-            "INSERT INTO users ({USER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
         .bind(u.id.as_uuid())
         .bind(u.username.as_str())
@@ -173,7 +175,7 @@ impl IdentityStore for SqliteStore {
         .await
         .map_err(db("create user"))?;
         for m in &u.memberships {
-            sqlx::query("INSERT INTO memberships (user_id, team_id, role) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO memberships (user_id, team_id, role) VALUES ($1, $2, $3)")
                 .bind(u.id.as_uuid())
                 .bind(m.team_id.as_uuid())
                 .bind(enum_text(&m.role))
@@ -186,7 +188,7 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn get_user(&self, id: UserId) -> Result<User> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
             .bind(id.as_uuid())
             .fetch_optional(self.reader())
             .await
@@ -195,18 +197,20 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn get_user_by_username(&self, username: &Username) -> Result<User> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE username = ?"))
-            .bind(username.as_str())
-            .fetch_optional(self.reader())
-            .await
-            .map_err(db("read user"))?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users WHERE username = $1"
+        ))
+        .bind(username.as_str())
+        .fetch_optional(self.reader())
+        .await
+        .map_err(db("read user"))?;
         self.one_user(row, format!("user {username}")).await
     }
 
     async fn update_user(&self, u: &User) -> Result<()> {
         check_user(u)?;
         let done = sqlx::query(
-            "UPDATE users SET display_name = ?, password_hash = ?, is_admin = ?, disabled = ? WHERE id = ?",
+            "UPDATE users SET display_name = $1, password_hash = $2, is_admin = $3, disabled = $4 WHERE id = $5",
         )
         .bind(u.display_name.as_str())
         .bind(u.password_hash.as_str())
@@ -247,7 +251,7 @@ impl IdentityStore for SqliteStore {
         match role {
             Some(role) => {
                 sqlx::query(
-                    "INSERT INTO memberships (user_id, team_id, role) VALUES (?, ?, ?) \
+                    "INSERT INTO memberships (user_id, team_id, role) VALUES ($1, $2, $3) \
                      ON CONFLICT (user_id, team_id) DO UPDATE SET role = excluded.role",
                 )
                 .bind(user.as_uuid())
@@ -255,7 +259,7 @@ impl IdentityStore for SqliteStore {
                 .bind(enum_text(&role))
                 .execute(self.writer())
                 .await
-                .map_err(|e| match crate::db::db_error("set membership", e) {
+                .map_err(|e| match super::db::db_error("set membership", e) {
                     Error::Conflict { .. } => {
                         Error::not_found(format!("user {user} or team {team}"))
                     }
@@ -263,7 +267,7 @@ impl IdentityStore for SqliteStore {
                 })?;
             }
             None => {
-                sqlx::query("DELETE FROM memberships WHERE user_id = ? AND team_id = ?")
+                sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND team_id = $2")
                     .bind(user.as_uuid())
                     .bind(team.as_uuid())
                     .execute(self.writer())
@@ -277,7 +281,7 @@ impl IdentityStore for SqliteStore {
     async fn create_token(&self, t: &ApiToken) -> Result<()> {
         checks::text("token_hash", &t.token_hash, checks::MAX_KEY_BYTES)?;
         sqlx::query(&format!(
-            "INSERT INTO api_tokens ({TOKEN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO api_tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(t.id.as_uuid())
         .bind(t.name.as_str())
@@ -296,7 +300,7 @@ impl IdentityStore for SqliteStore {
 
     async fn get_token_by_hash(&self, token_hash: &str) -> Result<ApiToken> {
         let row = sqlx::query(&format!(
-            "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = ?"
+            "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = $1"
         ))
         .bind(token_hash)
         .fetch_optional(self.reader())
@@ -340,7 +344,7 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn touch_token(&self, id: TokenId, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(ts(at))
             .bind(id.as_uuid())
             .execute(self.writer())

@@ -10,9 +10,9 @@ use job_core::store::{
 use job_core::{Error, Result};
 use sqlx::QueryBuilder;
 
-use crate::PgStore;
-use crate::assets::{delete_row, doc, get_doc, list_docs};
-use crate::db::{Db, Row, db, enum_of, enum_text, get, get_json, push_scope, ts};
+use super::SqlStore;
+use super::assets::{delete_row, doc, get_doc, list_docs};
+use super::db::{Db, Row, db, enum_of, enum_text, get, get_json, push_scope, ts};
 
 fn script_version_from(row: &Row) -> Result<ScriptVersion> {
     let mut v: ScriptVersion = get_json(row, "doc")?;
@@ -20,7 +20,7 @@ fn script_version_from(row: &Row) -> Result<ScriptVersion> {
     Ok(v)
 }
 
-impl PgStore {
+impl SqlStore {
     /// Fails with NotFound unless the row `id` of `table` exists in `scope`.
     async fn ensure_visible(
         &self,
@@ -45,7 +45,7 @@ impl PgStore {
 }
 
 #[async_trait]
-impl ScriptStore for PgStore {
+impl ScriptStore for SqlStore {
     async fn create_script(&self, script: &Script, first: &ScriptVersion) -> Result<()> {
         if first.script_id != script.id {
             return Err(Error::invalid(
@@ -218,7 +218,7 @@ impl ScriptStore for PgStore {
 }
 
 #[async_trait]
-impl PlaybookStore for PgStore {
+impl PlaybookStore for SqlStore {
     async fn create_playbook(&self, p: &Playbook) -> Result<()> {
         let d = doc("playbook", p)?;
         sqlx::query("INSERT INTO playbooks (id, team_id, name, doc) VALUES ($1, $2, $3, $4)")
@@ -327,7 +327,7 @@ impl PlaybookStore for PgStore {
 }
 
 #[async_trait]
-impl StagedFileStore for PgStore {
+impl StagedFileStore for SqlStore {
     async fn create_staged_file(&self, f: &StagedFile) -> Result<()> {
         checks::text("blob_key", &f.blob_key, checks::MAX_KEY_BYTES)?;
         checks::i64_of("size", f.size)?;

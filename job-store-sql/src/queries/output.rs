@@ -11,9 +11,11 @@ use job_core::store::{
 use job_core::{Error, Result};
 use sqlx::QueryBuilder;
 
-use crate::PgStore;
-use crate::db::{Db, ROW_LOCK, Row, Ts, db, enum_of, enum_text, get, get_ts, ts};
-use crate::executions::{INSERT_CHUNK, ensure_execution_visible};
+use super::SqlStore;
+use super::db::{
+    Db, INSERT_CHUNK, ROW_LOCK, Row, Ts, db, ensure_execution_visible, enum_of, enum_text, get,
+    get_ts, ts,
+};
 
 /// One row to insert.
 struct Stored<'a> {
@@ -46,7 +48,7 @@ fn chunk_from(row: &Row, id: ExecutionId) -> Result<OutputChunk> {
 }
 
 #[async_trait]
-impl OutputStore for PgStore {
+impl OutputStore for SqlStore {
     async fn append_output(
         &self,
         id: ExecutionId,

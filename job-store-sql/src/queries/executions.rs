@@ -16,13 +16,14 @@ use sqlx::QueryBuilder;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::SqliteStore;
-use crate::db::{
-    Conn, Db, Pool, Row, db, enum_of, enum_text, get, get_json, get_opt_json, get_opt_ts, get_ts,
-    opt_ts, page, push_name_contains, push_scope, ts,
+use super::SqlStore;
+use super::db::{
+    Conn, Db, INSERT_CHUNK, Row, claim_executions, db, ensure_execution_visible, enum_of,
+    enum_text, get, get_json, get_opt_json, get_opt_ts, get_ts, opt_ts, page, push_name_contains,
+    push_scope, ts,
 };
-use crate::host_runs::{HOST_COLS, apply_host_updates, check_updates, host_run_from};
-use crate::outbox::{check_outbox, insert_outbox};
+use super::host_runs::{HOST_COLS, apply_host_updates, check_updates, host_run_from};
+use super::outbox::{check_outbox, insert_outbox};
 
 /// The columns [`execution_from`] reads.
 pub(crate) const EXEC_COLS: &str = "id, team_id, name, job_type, trigger_source, executor, task, \
@@ -30,8 +31,14 @@ pub(crate) const EXEC_COLS: &str = "id, team_id, name, job_type, trigger_source,
     n_cancelled, callback_url, re_executed_from, cron_job_id, confirmation, created_at, \
     started_at, finished_at, cancel_requested_at, lease_owner, rolling, paused_at";
 
-/// Rows per multi-row insert (well below both backends' bind-parameter limits).
-pub(crate) const INSERT_CHUNK: usize = 2000;
+/// What a claim takes, in turn: expired (or released) leases first, then pending executions
+/// nobody claimed yet, each read through its own partial index. Each ends with its
+/// `ORDER BY`; `$3` is the claim's `now`.
+const CLAIMABLE: [&str; 2] = [
+    "status IN ('pending', 'running', 'cancelling') AND lease_expires_at <= $3 \
+     AND paused_at IS NULL ORDER BY lease_expires_at, id",
+    "status = 'pending' AND lease_expires_at IS NULL ORDER BY id",
+];
 
 fn corrupt(field: &str) -> impl Fn(Error) -> Error + '_ {
     move |e| checks::corrupt(field, e)
@@ -75,28 +82,8 @@ pub(crate) fn execution_from(row: &Row) -> Result<Execution> {
     })
 }
 
-/// Fails with NotFound unless execution `id` exists in `scope`.
-pub(crate) async fn ensure_execution_visible(
-    pool: &Pool,
-    id: ExecutionId,
-    scope: &TeamScope,
-) -> Result<()> {
-    let mut qb = QueryBuilder::<Db>::new("SELECT 1 FROM executions WHERE id = ");
-    qb.push_bind(id.as_uuid());
-    push_scope(&mut qb, "team_id", scope);
-    match qb
-        .build()
-        .fetch_optional(pool)
-        .await
-        .map_err(db("read execution"))?
-    {
-        Some(_) => Ok(()),
-        None => Err(Error::not_found(format!("execution {id}"))),
-    }
-}
-
 async fn read_execution(conn: &mut Conn, id: ExecutionId) -> Result<Execution> {
-    let row = sqlx::query(&format!("SELECT {EXEC_COLS} FROM executions WHERE id = ?"))
+    let row = sqlx::query(&format!("SELECT {EXEC_COLS} FROM executions WHERE id = $1"))
         .bind(id.as_uuid())
         .fetch_optional(conn)
         .await
@@ -184,7 +171,7 @@ fn push_filter(qb: &mut QueryBuilder<'_, Db>, scope: &TeamScope, f: &ExecutionFi
 }
 
 #[async_trait]
-impl ExecutionStore for SqliteStore {
+impl ExecutionStore for SqlStore {
     async fn create_execution(&self, e: &Execution, hosts: &[HostRun]) -> Result<()> {
         check_new(e, hosts)?;
         let executor = Json(checks::json("executor", &e.executor)?);
@@ -211,7 +198,7 @@ impl ExecutionStore for SqliteStore {
              timeout_secs, status, n_total, n_pending, n_running, n_success, n_failed, n_timeout, \
              n_cancelled, callback_url, re_executed_from, cron_job_id, confirmation, created_at, \
              rolling) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 0, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, 0, 0, 0, $12, $13, $14, $15, $16, $17)",
         )
         .bind(e.id.as_uuid())
         .bind(e.team_id.as_uuid())
@@ -350,9 +337,9 @@ impl ExecutionStore for SqliteStore {
         let finished = t.to.is_final().then_some(ts(t.at));
         let mut tx = self.writer().begin().await.map_err(db("move execution"))?;
         let done = sqlx::query(
-            "UPDATE executions SET status = ?, started_at = COALESCE(started_at, ?), \
-             cancel_requested_at = COALESCE(cancel_requested_at, ?), finished_at = COALESCE(?, finished_at), paused_at = NULL \
-             WHERE id = ? AND status = ?",
+            "UPDATE executions SET status = $1, started_at = COALESCE(started_at, $2), \
+             cancel_requested_at = COALESCE(cancel_requested_at, $3), finished_at = COALESCE($4, finished_at), paused_at = NULL \
+             WHERE id = $5 AND status = $6",
         )
         .bind(t.to.as_str())
         .bind(started)
@@ -365,7 +352,7 @@ impl ExecutionStore for SqliteStore {
         .map_err(db("move execution"))?;
         if done.rows_affected() == 0 {
             let now: Option<String> =
-                sqlx::query_scalar("SELECT status FROM executions WHERE id = ?")
+                sqlx::query_scalar("SELECT status FROM executions WHERE id = $1")
                     .bind(id.as_uuid())
                     .fetch_optional(&mut *tx)
                     .await
@@ -399,72 +386,14 @@ impl ExecutionStore for SqliteStore {
 
     async fn claim_executions(&self, lease: &Lease, limit: u32) -> Result<Vec<ClaimedExecution>> {
         checks::text("node", &lease.node, checks::MAX_KEY_BYTES)?;
-        let mut tx = self
-            .writer()
-            .begin()
-            .await
-            .map_err(db("claim executions"))?;
-        // Expired (or released) leases first, then pending executions nobody claimed yet,
-        // each read through its own partial index.
         let limit = i64::from(limit.clamp(1, job_core::store::MAX_PAGE));
-        let mut candidates = sqlx::query(
-            "SELECT id, status, lease_owner FROM executions \
-             WHERE status IN ('pending', 'running', 'cancelling') AND lease_expires_at <= ? \
-             AND paused_at IS NULL ORDER BY lease_expires_at, id LIMIT ?",
-        )
-        .bind(ts(lease.now))
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db("claim executions"))?;
-        let room = limit - candidates.len() as i64;
-        if room > 0 {
-            candidates.extend(
-                sqlx::query(
-                    "SELECT id, status, lease_owner FROM executions \
-                     WHERE status = 'pending' AND lease_expires_at IS NULL ORDER BY id LIMIT ?",
-                )
-                .bind(room)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db("claim executions"))?,
-            );
-        }
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut taken_over = Vec::with_capacity(candidates.len());
-        let mut qb = QueryBuilder::<Db>::new("UPDATE executions SET lease_owner = ");
-        qb.push_bind(lease.node.as_str())
-            .push(", lease_expires_at = ")
-            .push_bind(ts(lease.until))
-            .push(" WHERE id IN (");
-        let mut list = qb.separated(", ");
-        for c in &candidates {
-            let id: Uuid = get(c, "id")?;
-            let owner: Option<String> = get(c, "lease_owner")?;
-            let status: String = get(c, "status")?;
-            taken_over.push((id, owner.is_some() || status != "pending"));
-            list.push_bind(id);
-        }
-        list.push_unseparated(")");
-        qb.push(format!(" RETURNING {EXEC_COLS}"));
-        let rows = qb
-            .build()
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("claim executions"))?;
-        tx.commit().await.map_err(db("claim executions"))?;
+        let rows = claim_executions(self.writer(), lease, &CLAIMABLE, limit, EXEC_COLS).await?;
         let mut out = rows
             .iter()
-            .map(|r| {
-                let execution = execution_from(r)?;
-                let taken_over = taken_over
-                    .iter()
-                    .any(|(id, t)| *id == execution.id.as_uuid() && *t);
+            .map(|(r, taken_over)| {
                 Ok(ClaimedExecution {
-                    execution,
-                    taken_over,
+                    execution: execution_from(r)?,
+                    taken_over: *taken_over,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -474,7 +403,7 @@ impl ExecutionStore for SqliteStore {
 
     async fn renew_lease(&self, id: ExecutionId, lease: &Lease) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE executions SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? \
+            "UPDATE executions SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 \
              AND status IN ('pending', 'running', 'cancelling')",
         )
         .bind(ts(lease.until))
@@ -486,7 +415,7 @@ impl ExecutionStore for SqliteStore {
         if done.rows_affected() == 1 {
             return Ok(());
         }
-        let row = sqlx::query("SELECT status, lease_owner FROM executions WHERE id = ?")
+        let row = sqlx::query("SELECT status, lease_owner FROM executions WHERE id = $1")
             .bind(id.as_uuid())
             .fetch_optional(self.writer())
             .await
@@ -507,7 +436,7 @@ impl ExecutionStore for SqliteStore {
 
     async fn release_lease(&self, id: ExecutionId, node: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE executions SET lease_owner = NULL, lease_expires_at = ? WHERE id = ? AND lease_owner = ?",
+            "UPDATE executions SET lease_owner = NULL, lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3",
         )
         .bind(ts(DateTime::UNIX_EPOCH))
         .bind(id.as_uuid())
@@ -520,8 +449,8 @@ impl ExecutionStore for SqliteStore {
     async fn release_node_leases(&self, node: &str) -> Result<u64> {
         checks::text("node", node, checks::MAX_KEY_BYTES)?;
         let done = sqlx::query(
-            "UPDATE executions SET lease_owner = NULL, lease_expires_at = ? \
-             WHERE lease_owner = ? AND status IN ('pending', 'running', 'cancelling')",
+            "UPDATE executions SET lease_owner = NULL, lease_expires_at = $1 \
+             WHERE lease_owner = $2 AND status IN ('pending', 'running', 'cancelling')",
         )
         .bind(ts(DateTime::UNIX_EPOCH))
         .bind(node)
@@ -533,8 +462,8 @@ impl ExecutionStore for SqliteStore {
 
     async fn pause_execution(&self, id: ExecutionId, at: DateTime<Utc>) -> Result<Execution> {
         let row = sqlx::query(&format!(
-            "UPDATE executions SET paused_at = ? \
-             WHERE id = ? AND status = 'running' AND paused_at IS NULL RETURNING {EXEC_COLS}"
+            "UPDATE executions SET paused_at = $1 \
+             WHERE id = $2 AND status = 'running' AND paused_at IS NULL RETURNING {EXEC_COLS}"
         ))
         .bind(ts(at))
         .bind(id.as_uuid())
@@ -550,7 +479,7 @@ impl ExecutionStore for SqliteStore {
     async fn unpause_execution(&self, id: ExecutionId) -> Result<Execution> {
         let row = sqlx::query(&format!(
             "UPDATE executions SET paused_at = NULL \
-             WHERE id = ? AND status = 'running' AND paused_at IS NOT NULL RETURNING {EXEC_COLS}"
+             WHERE id = $1 AND status = 'running' AND paused_at IS NOT NULL RETURNING {EXEC_COLS}"
         ))
         .bind(id.as_uuid())
         .fetch_optional(self.writer())
@@ -563,10 +492,10 @@ impl ExecutionStore for SqliteStore {
     }
 }
 
-impl SqliteStore {
+impl SqlStore {
     /// Why execution `id` could not be paused or resumed: missing, or in the wrong state.
     async fn not_pausable(&self, id: ExecutionId, what: &str) -> Error {
-        let row = sqlx::query("SELECT status, paused_at FROM executions WHERE id = ?")
+        let row = sqlx::query("SELECT status, paused_at FROM executions WHERE id = $1")
             .bind(id.as_uuid())
             .fetch_optional(self.writer())
             .await;

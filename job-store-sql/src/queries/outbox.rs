@@ -10,9 +10,11 @@ use sqlx::QueryBuilder;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::PgStore;
-use crate::db::{Conn, Db, Row, db, enum_of, enum_text, get, get_json, get_ts, push_scope, ts};
-use crate::executions::{INSERT_CHUNK, ensure_execution_visible};
+use super::SqlStore;
+use super::db::{
+    Conn, Db, INSERT_CHUNK, Row, SKIP_LOCKED, db, ensure_execution_visible, enum_of, enum_text,
+    get, get_json, get_ts, push_scope, ts,
+};
 
 const OUTBOX_COLS: &str = "delivery_id, team_id, execution_id, kind, payload, state, attempts, \
     next_attempt_at, last_error, created_at";
@@ -82,7 +84,7 @@ fn entry_from(row: &Row) -> Result<OutboxEntry> {
 }
 
 #[async_trait]
-impl OutboxStore for PgStore {
+impl OutboxStore for SqlStore {
     async fn enqueue_outbox(&self, entries: &[OutboxEntry]) -> Result<()> {
         check_outbox(entries)?;
         let mut tx = self
@@ -108,7 +110,7 @@ impl OutboxStore for PgStore {
             .map_err(db("claim outbox entries"))?;
         let rows = sqlx::query(&format!(
             "SELECT {OUTBOX_COLS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-             ORDER BY next_attempt_at, delivery_id LIMIT $2 FOR UPDATE SKIP LOCKED"
+             ORDER BY next_attempt_at, delivery_id LIMIT $2{SKIP_LOCKED}"
         ))
         .bind(ts(now))
         .bind(i64::from(limit.clamp(1, job_core::store::MAX_PAGE)))

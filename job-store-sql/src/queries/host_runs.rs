@@ -8,7 +8,7 @@ use job_core::store::{HostRunUpdate, checks};
 use job_core::values::{Address, Name};
 use job_core::{Error, Result};
 
-use crate::db::{Conn, Row, db, enum_of, get, get_opt_ts, opt_ts};
+use super::db::{Conn, NO_KEY_LOCK, Row, db, enum_of, get, get_opt_ts, opt_ts};
 
 fn corrupt(field: &str) -> impl Fn(Error) -> Error + '_ {
     move |e| checks::corrupt(field, e)
@@ -68,11 +68,13 @@ pub(crate) async fn apply_host_updates(
     if updates.is_empty() {
         return Ok(0);
     }
-    let total: Option<i64> = sqlx::query_scalar("SELECT n_total FROM executions WHERE id = ?")
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db("read execution"))?;
+    let total: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT n_total FROM executions WHERE id = $1{NO_KEY_LOCK}"
+    ))
+    .bind(id.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db("read execution"))?;
     let Some(total) = total else {
         return Err(Error::not_found(format!("execution {id}")));
     };
@@ -90,14 +92,14 @@ pub(crate) async fn apply_host_updates(
         let sql = match u.status {
             HostStatus::Pending => continue,
             HostStatus::Running => {
-                "UPDATE host_runs SET status = ?, exit_code = COALESCE(?, exit_code), error = COALESCE(?, error), \
-                 started_at = COALESCE(started_at, ?), finished_at = COALESCE(?, finished_at) \
-                 WHERE execution_id = ? AND idx = ? AND status = 'pending'"
+                "UPDATE host_runs SET status = $1, exit_code = COALESCE($2, exit_code), error = COALESCE($3, error), \
+                 started_at = COALESCE(started_at, $4), finished_at = COALESCE($5, finished_at) \
+                 WHERE execution_id = $6 AND idx = $7 AND status = 'pending'"
             }
             _ => {
-                "UPDATE host_runs SET status = ?, exit_code = COALESCE(?, exit_code), error = COALESCE(?, error), \
-                 started_at = COALESCE(started_at, ?), finished_at = COALESCE(?, finished_at) \
-                 WHERE execution_id = ? AND idx = ? AND status IN ('pending', 'running')"
+                "UPDATE host_runs SET status = $1, exit_code = COALESCE($2, exit_code), error = COALESCE($3, error), \
+                 started_at = COALESCE(started_at, $4), finished_at = COALESCE($5, finished_at) \
+                 WHERE execution_id = $6 AND idx = $7 AND status IN ('pending', 'running')"
             }
         };
         let done = sqlx::query(sql)
@@ -115,7 +117,7 @@ pub(crate) async fn apply_host_updates(
     }
     if applied > 0 {
         let rows = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM host_runs WHERE execution_id = ? GROUP BY status",
+            "SELECT status, COUNT(*) AS n FROM host_runs WHERE execution_id = $1 GROUP BY status",
         )
         .bind(id.as_uuid())
         .fetch_all(&mut *conn)
@@ -138,8 +140,8 @@ pub(crate) async fn apply_host_updates(
             }
         }
         sqlx::query(
-            "UPDATE executions SET n_pending = ?, n_running = ?, n_success = ?, n_failed = ?, \
-             n_timeout = ?, n_cancelled = ? WHERE id = ?",
+            "UPDATE executions SET n_pending = $1, n_running = $2, n_success = $3, n_failed = $4, \
+             n_timeout = $5, n_cancelled = $6 WHERE id = $7",
         )
         .bind(i64::from(c.pending))
         .bind(i64::from(c.running))
