@@ -59,6 +59,7 @@ impl CrateGraph {
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let tokens = tokenize(&text);
         let declared = self.scan(&tokens, &module, file);
+        let pathed = path_attributes(&text);
         // Where this file's `mod name;` children live.
         let dir = if owns_dir {
             file.parent().map(Path::to_path_buf).unwrap_or_default()
@@ -76,7 +77,15 @@ impl CrateGraph {
             let nested = at.join(&name).join("mod.rs");
             let mut child = parent.clone();
             child.push(name.clone());
-            if flat.is_file() {
+            // `#[path = "…"] mod name;` (outside inline modules): relative to this file's
+            // folder, and read like a `mod.rs`.
+            let attributed = (parent.len() == module.len())
+                .then(|| pathed.get(&name))
+                .flatten()
+                .and_then(|p| file.parent().map(|d| d.join(p)));
+            if let Some(path) = attributed {
+                self.read_file(&path, child, true)?;
+            } else if flat.is_file() {
                 self.read_file(&flat, child, false)?;
             } else if nested.is_file() {
                 self.read_file(&nested, child, true)?;
@@ -672,4 +681,26 @@ mod reader {
         assert!(!idents.contains(&"c") && !idents.contains(&"d"));
         assert!(idents.ends_with(&["crate", "e"]), "{idents:?}");
     }
+}
+
+/// The `#[path = "…"]` attributes of a file's `mod name;` declarations: name → path.
+fn path_attributes(text: &str) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    for (at, _) in text.match_indices("#[path = \"") {
+        let rest = &text[at + "#[path = \"".len()..];
+        let Some((path, after)) = rest.split_once("\"]") else {
+            continue;
+        };
+        let mut words = after.split_whitespace();
+        let mut word = words.next();
+        if word.is_some_and(|w| w.starts_with("pub")) {
+            word = words.next();
+        }
+        if word == Some("mod")
+            && let Some(name) = words.next().and_then(|n| n.strip_suffix(';'))
+        {
+            found.insert(name.to_owned(), path.to_owned());
+        }
+    }
+    found
 }
