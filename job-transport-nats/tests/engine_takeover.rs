@@ -138,7 +138,13 @@ impl Setup {
             rolling: None,
         };
         let actor = Actor::scheduler(self.team);
-        launch_script(self.store.as_ref(), &actor, request, Utc::now())
+        launch_script(
+            self.store.as_ref(),
+            self.bus.as_ref(),
+            &actor,
+            request,
+            Utc::now(),
+        )
             .await
             .unwrap()
             .id

@@ -3,6 +3,7 @@
 mod fixture;
 mod recovery;
 mod rolling;
+mod wake;
 
 use std::time::Duration;
 

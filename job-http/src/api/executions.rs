@@ -264,7 +264,13 @@ pub(crate) async fn quick(
         cron_job_id: None,
         rolling: body.rolling,
     };
-    match launch_script(state.store(), &caller.actor, request, state.now()).await {
+    match launch_script(
+        state.store(),
+        state.bus().as_ref(),
+        &caller.actor,
+        request,
+        state.now(),
+    ).await {
         Ok(execution) => Ok(created(&execution)),
         Err(e) => Err(explain_policy(&state, team_id, e).await),
     }
@@ -281,7 +287,14 @@ pub(crate) async fn re_execute(
         .store()
         .get_execution(&TeamScope::of(&caller.actor), id)
         .await?;
-    match re_execute_use_case(state.store(), &caller.actor, id, body.confirm, state.now()).await {
+    match re_execute_use_case(
+        state.store(),
+        state.bus().as_ref(),
+        &caller.actor,
+        id,
+        body.confirm,
+        state.now(),
+    ).await {
         Ok(execution) => Ok(created(&execution)),
         Err(e) => Err(explain_policy(&state, previous.team_id, e).await),
     }

@@ -67,7 +67,13 @@ pub(crate) async fn script_execute(ctx: &Context, mut f: Fields) -> Result<Value
         rolling,
     };
     let execution =
-        launch_script(ctx.store.as_ref(), &caller.actor, request, ctx.clock.now()).await?;
+        launch_script(
+        ctx.store.as_ref(),
+        ctx.bus.as_ref(),
+        &caller.actor,
+        request,
+        ctx.clock.now(),
+    ).await?;
     tracing::info!(task_id = %execution.id, by = %caller.actor.label(), "script execution launched over NATS");
     Ok(json!({ "task_id": execution.id }))
 }
@@ -117,7 +123,13 @@ pub(crate) async fn file_distribute(ctx: &Context, mut f: Fields) -> Result<Valu
         trigger_source: TriggerSource::Api,
     };
     let execution =
-        launch_file_distribution(ctx.store.as_ref(), &caller.actor, request, ctx.clock.now())
+        launch_file_distribution(
+        ctx.store.as_ref(),
+        ctx.bus.as_ref(),
+        &caller.actor,
+        request,
+        ctx.clock.now(),
+    )
             .await?;
     tracing::info!(task_id = %execution.id, by = %caller.actor.label(), "file distribution launched over NATS");
     Ok(json!({ "task_id": execution.id }))
