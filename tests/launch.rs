@@ -26,7 +26,7 @@ struct World {
     _dir: tempfile::TempDir,
     store: Arc<dyn Store>,
     /// The bus launches signal on (these tests run the engine themselves).
-    bus: InProcessBus,
+    bus: Arc<InProcessBus>,
     team: TeamId,
     other_team: TeamId,
     web: TargetId,
@@ -87,7 +87,7 @@ async fn world() -> World {
     World {
         _dir: dir,
         store,
-        bus: InProcessBus::default(),
+        bus: Arc::new(InProcessBus::default()),
         team,
         other_team,
         web: web.id,
@@ -150,9 +150,15 @@ async fn a_launch_resolves_tags_snapshots_targets_and_runs() {
     let mut req = quick(w.team, "echo {{ greeting }} from $(hostname)", sel);
     req.params
         .insert("greeting".into(), "it's me; touch /tmp/pwned".into());
-    let e = launch_script(&*w.store, &*w.bus, &actor(w.team, Role::Operator), req, Utc::now())
-        .await
-        .unwrap();
+    let e = launch_script(
+        &*w.store,
+        &*w.bus,
+        &actor(w.team, Role::Operator),
+        req,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(e.status, ExecutionStatus::Pending);
     let hosts = w.store.all_host_runs(&TeamScope::All, e.id).await.unwrap();
     let names: BTreeSet<_> = hosts.iter().map(|h| h.target.name.to_string()).collect();
@@ -300,7 +306,9 @@ async fn forbidden_commands_are_refused_and_confirm_level_ones_need_confirmation
 
     let mut req = quick(w.team, "systemctl restart nginx", by_ids(&[w.web]));
     req.confirm = true;
-    let e = launch_script(&*w.store, &*w.bus, &a, req, Utc::now()).await.unwrap();
+    let e = launch_script(&*w.store, &*w.bus, &a, req, Utc::now())
+        .await
+        .unwrap();
     let confirmation = e.confirmation.expect("the confirmation is recorded");
     assert_eq!(confirmation.by, "user:alice");
     assert_eq!(confirmation.hits[0].level, RuleLevel::Confirm);

@@ -145,9 +145,9 @@ impl Setup {
             request,
             Utc::now(),
         )
-            .await
-            .unwrap()
-            .id
+        .await
+        .unwrap()
+        .id
     }
 
     async fn stdout(&self, id: ExecutionId) -> String {

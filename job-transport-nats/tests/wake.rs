@@ -184,10 +184,8 @@ async fn a_launch_on_one_node_wakes_the_engine_of_another_through_nats() {
 
     // Node A: no engine, only the open interfaces, on another connection and its own bus.
     let client_a = async_nats::connect(server.url()).await.unwrap();
-    let bus_a: Arc<dyn EventBus> = Arc::new(NatsEventBus::new(
-        client_a.clone(),
-        Namespace::default(),
-    ));
+    let bus_a: Arc<dyn EventBus> =
+        Arc::new(NatsEventBus::new(client_a.clone(), Namespace::default()));
     let api_a = ApiServer::bind(
         client_a,
         Namespace::default(),
@@ -216,8 +214,8 @@ async fn a_launch_on_one_node_wakes_the_engine_of_another_through_nats() {
         .unwrap();
     let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(reply["result"], true, "{reply}");
-    let launched = ExecutionId::parse_field("task_id", reply["data"]["task_id"].as_str().unwrap())
-        .unwrap();
+    let launched =
+        ExecutionId::parse_field("task_id", reply["data"]["task_id"].as_str().unwrap()).unwrap();
 
     assert_eq!(
         wait_final(store.as_ref(), launched).await,

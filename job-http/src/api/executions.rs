@@ -270,7 +270,9 @@ pub(crate) async fn quick(
         &caller.actor,
         request,
         state.now(),
-    ).await {
+    )
+    .await
+    {
         Ok(execution) => Ok(created(&execution)),
         Err(e) => Err(explain_policy(&state, team_id, e).await),
     }
@@ -294,7 +296,9 @@ pub(crate) async fn re_execute(
         id,
         body.confirm,
         state.now(),
-    ).await {
+    )
+    .await
+    {
         Ok(execution) => Ok(created(&execution)),
         Err(e) => Err(explain_policy(&state, previous.team_id, e).await),
     }
