@@ -107,7 +107,9 @@ fn load() -> String {
 }
 
 fn utc_now() -> String {
-    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string()
 }
 
 /// A running `jobd serve` on a data directory of its own.
@@ -173,7 +175,8 @@ impl Jobd {
 
     /// Peak resident memory so far, in MiB.
     fn peak_rss_mib(&self) -> f64 {
-        self.status_field("VmHWM:").map_or(f64::NAN, |kb| kb / 1024.0)
+        self.status_field("VmHWM:")
+            .map_or(f64::NAN, |kb| kb / 1024.0)
     }
 
     /// CPU seconds (user + system) the process has used so far.
