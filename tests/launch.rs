@@ -25,6 +25,8 @@ use job::transport_local::LocalTransport;
 struct World {
     _dir: tempfile::TempDir,
     store: Arc<dyn Store>,
+    /// The bus launches signal on (these tests run the engine themselves).
+    bus: Arc<InProcessBus>,
     team: TeamId,
     other_team: TeamId,
     web: TargetId,
@@ -85,6 +87,7 @@ async fn world() -> World {
     World {
         _dir: dir,
         store,
+        bus: Arc::new(InProcessBus::default()),
         team,
         other_team,
         web: web.id,
@@ -147,9 +150,15 @@ async fn a_launch_resolves_tags_snapshots_targets_and_runs() {
     let mut req = quick(w.team, "echo {{ greeting }} from $(hostname)", sel);
     req.params
         .insert("greeting".into(), "it's me; touch /tmp/pwned".into());
-    let e = launch_script(&*w.store, &actor(w.team, Role::Operator), req, Utc::now())
-        .await
-        .unwrap();
+    let e = launch_script(
+        &*w.store,
+        &*w.bus,
+        &actor(w.team, Role::Operator),
+        req,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(e.status, ExecutionStatus::Pending);
     let hosts = w.store.all_host_runs(&TeamScope::All, e.id).await.unwrap();
     let names: BTreeSet<_> = hosts.iter().map(|h| h.target.name.to_string()).collect();
@@ -175,6 +184,7 @@ async fn another_teams_target_is_refused_exactly_like_a_missing_one() {
     let a = actor(w.team, Role::Operator);
     let foreign = launch_script(
         &*w.store,
+        &*w.bus,
         &a,
         quick(w.team, "id", by_ids(&[w.foreign])),
         Utc::now(),
@@ -183,6 +193,7 @@ async fn another_teams_target_is_refused_exactly_like_a_missing_one() {
     .unwrap_err();
     let missing = launch_script(
         &*w.store,
+        &*w.bus,
         &a,
         quick(w.team, "id", by_ids(&[TargetId::new()])),
         Utc::now(),
@@ -198,6 +209,7 @@ async fn another_teams_target_is_refused_exactly_like_a_missing_one() {
     // Launching for a team the actor is not in looks like a missing team.
     let err = launch_script(
         &*w.store,
+        &*w.bus,
         &a,
         quick(w.other_team, "id", by_ids(&[w.foreign])),
         Utc::now(),
@@ -227,6 +239,7 @@ async fn a_viewer_cannot_launch_and_an_empty_selection_is_refused() {
     let w = world().await;
     let err = launch_script(
         &*w.store,
+        &*w.bus,
         &actor(w.team, Role::Viewer),
         quick(w.team, "id", by_ids(&[w.web])),
         Utc::now(),
@@ -236,6 +249,7 @@ async fn a_viewer_cannot_launch_and_an_empty_selection_is_refused() {
     assert!(matches!(err, Error::Forbidden { .. }), "{err:?}");
     let err = launch_script(
         &*w.store,
+        &*w.bus,
         &actor(w.team, Role::Operator),
         quick(w.team, "id", TargetSelector::default()),
         Utc::now(),
@@ -249,6 +263,7 @@ async fn a_viewer_cannot_launch_and_an_empty_selection_is_refused() {
     };
     let err = launch_script(
         &*w.store,
+        &*w.bus,
         &actor(w.team, Role::Operator),
         quick(w.team, "id", none),
         Utc::now(),
@@ -265,6 +280,7 @@ async fn forbidden_commands_are_refused_and_confirm_level_ones_need_confirmation
     let a = actor(w.team, Role::Operator);
     let err = launch_script(
         &*w.store,
+        &*w.bus,
         &a,
         quick(w.team, "sudo rm -rf /", by_ids(&[w.web])),
         Utc::now(),
@@ -278,6 +294,7 @@ async fn forbidden_commands_are_refused_and_confirm_level_ones_need_confirmation
 
     let err = launch_script(
         &*w.store,
+        &*w.bus,
         &a,
         quick(w.team, "systemctl restart nginx", by_ids(&[w.web])),
         Utc::now(),
@@ -289,7 +306,9 @@ async fn forbidden_commands_are_refused_and_confirm_level_ones_need_confirmation
 
     let mut req = quick(w.team, "systemctl restart nginx", by_ids(&[w.web]));
     req.confirm = true;
-    let e = launch_script(&*w.store, &a, req, Utc::now()).await.unwrap();
+    let e = launch_script(&*w.store, &*w.bus, &a, req, Utc::now())
+        .await
+        .unwrap();
     let confirmation = e.confirmation.expect("the confirmation is recorded");
     assert_eq!(confirmation.by, "user:alice");
     assert_eq!(confirmation.hits[0].level, RuleLevel::Confirm);
@@ -312,6 +331,7 @@ async fn a_team_rule_applies_to_its_team_only() {
     w.store.create_command_rule(&rule).await.unwrap();
     let err = launch_script(
         &*w.store,
+        &*w.bus,
         &actor(w.team, Role::Operator),
         quick(w.team, "curl http://x", by_ids(&[w.web])),
         Utc::now(),
@@ -321,6 +341,7 @@ async fn a_team_rule_applies_to_its_team_only() {
     assert!(matches!(err, Error::PolicyViolation { .. }), "{err:?}");
     let ok = launch_script(
         &*w.store,
+        &*w.bus,
         &actor(w.other_team, Role::Operator),
         quick(w.other_team, "curl http://x", by_ids(&[w.foreign])),
         Utc::now(),
@@ -342,12 +363,13 @@ async fn a_missing_parameter_a_template_typo_and_a_foreign_shebang_are_refused()
         is_encrypted: false,
         is_required: true,
     }];
-    let err = launch_script(&*w.store, &a, req, Utc::now())
+    let err = launch_script(&*w.store, &*w.bus, &a, req, Utc::now())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("port"), "{err}");
     let err = launch_script(
         &*w.store,
+        &*w.bus,
         &a,
         quick(w.team, "#!/usr/bin/perl\nprint 1", by_ids(&[w.web])),
         Utc::now(),
@@ -357,6 +379,7 @@ async fn a_missing_parameter_a_template_typo_and_a_foreign_shebang_are_refused()
     assert!(err.to_string().contains("script_content"), "{err}");
     let err = launch_script(
         &*w.store,
+        &*w.bus,
         &a,
         quick(w.team, "echo {{ prot }}", by_ids(&[w.web])),
         Utc::now(),
@@ -373,6 +396,7 @@ async fn re_execute_makes_a_new_run_from_a_final_one_and_rechecks_targets() {
     let a = actor(w.team, Role::Operator);
     let first = launch_script(
         &*w.store,
+        &*w.bus,
         &a,
         quick(w.team, "echo again", by_ids(&[w.web, w.db])),
         Utc::now(),
@@ -380,13 +404,13 @@ async fn re_execute_makes_a_new_run_from_a_final_one_and_rechecks_targets() {
     .await
     .unwrap();
     // Not final yet: refused.
-    let err = re_execute(&*w.store, &a, first.id, false, Utc::now())
+    let err = re_execute(&*w.store, &*w.bus, &a, first.id, false, Utc::now())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
     assert_eq!(run_to_end(w.store.clone()).await, ExecutionStatus::Success);
 
-    let second = re_execute(&*w.store, &a, first.id, false, Utc::now())
+    let second = re_execute(&*w.store, &*w.bus, &a, first.id, false, Utc::now())
         .await
         .unwrap();
     assert_eq!(second.re_executed_from, Some(first.id));
@@ -395,6 +419,7 @@ async fn re_execute_makes_a_new_run_from_a_final_one_and_rechecks_targets() {
     // Another team cannot re-execute it, and sees nothing.
     let err = re_execute(
         &*w.store,
+        &*w.bus,
         &actor(w.other_team, Role::Operator),
         first.id,
         false,
@@ -406,7 +431,7 @@ async fn re_execute_makes_a_new_run_from_a_final_one_and_rechecks_targets() {
     // A deleted target makes the re-execution fail as not found.
     assert_eq!(run_to_end(w.store.clone()).await, ExecutionStatus::Success);
     w.store.delete_target(&TeamScope::All, w.db).await.unwrap();
-    let err = re_execute(&*w.store, &a, second.id, false, Utc::now())
+    let err = re_execute(&*w.store, &*w.bus, &a, second.id, false, Utc::now())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
@@ -420,7 +445,7 @@ async fn a_rolling_plan_is_stored_with_the_launch_and_kept_by_re_execute() {
         serde_json::from_str(r#"{"batch": "50%", "mode": "pause_on_failure"}"#).unwrap();
     let mut request = quick(w.team, "echo rolling", by_ids(&[w.web, w.db]));
     request.rolling = Some(plan);
-    let first = launch_script(&*w.store, &a, request, Utc::now())
+    let first = launch_script(&*w.store, &*w.bus, &a, request, Utc::now())
         .await
         .unwrap();
     let stored = w
@@ -431,7 +456,7 @@ async fn a_rolling_plan_is_stored_with_the_launch_and_kept_by_re_execute() {
     assert_eq!(stored.rolling, Some(plan));
     assert_eq!(stored.paused_at, None);
     assert_eq!(run_to_end(w.store.clone()).await, ExecutionStatus::Success);
-    let second = re_execute(&*w.store, &a, first.id, false, Utc::now())
+    let second = re_execute(&*w.store, &*w.bus, &a, first.id, false, Utc::now())
         .await
         .unwrap();
     assert_eq!(second.rolling, Some(plan));

@@ -200,6 +200,13 @@ pub(crate) async fn serve(config: Config) -> Result<(), Failure> {
         let stop = stopped(stop_rx.clone());
         async move { engine.run_with_grace(stop, grace).await }
     });
+    // Small writes (SSE events, short answers) leave at once: without TCP_NODELAY, Nagle's
+    // algorithm holds them until the client's delayed ACK, ≈ 40 ms on loopback.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let mut server = tokio::spawn({
         let stop = stopped(stop_rx.clone());
         async move {

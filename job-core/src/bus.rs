@@ -1,9 +1,12 @@
 //! The event bus: live events of executions, fanned out to whoever follows them (SSE
-//! clients, the engine watching for cancels).
+//! clients, the engine watching for cancels), and the "work is pending" signal that wakes
+//! engines when an execution is launched.
 //!
 //! In-process by default ([`InProcessBus`]); a cluster uses a NATS implementation so any
-//! node can serve the live stream of any execution. Events are best-effort: a follower that
-//! falls behind loses events (and catches up from the store), the store stays the record.
+//! node can serve the live stream of any execution and hear of work launched on another
+//! node. Events and signals are best-effort: a follower that falls behind loses events (and
+//! catches up from the store), an engine that misses a signal finds the work at its next
+//! poll; the store stays the record.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -65,19 +68,55 @@ impl LiveEvent {
     }
 }
 
-/// Fans live events out to followers.
+/// Fans live events out to followers, and tells engines when work is pending.
 #[async_trait]
 pub trait EventBus: Send + Sync + fmt::Debug {
     /// Publishes an event to the followers of its execution (none is fine).
     async fn publish(&self, event: LiveEvent);
     /// Follows one execution's events from now on.
     async fn subscribe(&self, execution: ExecutionId) -> broadcast::Receiver<LiveEvent>;
+    /// Tells every engine listening through [`EventBus::pending_notifications`] — on this
+    /// node at once, on the others where the bus reaches them — that an execution may be
+    /// waiting to be claimed (it was just stored, or resumed).
+    async fn notify_pending(&self);
+    /// Listens for [`EventBus::notify_pending`] from now on.
+    async fn pending_notifications(&self) -> PendingNotifications;
+}
+
+/// What an engine listens to for "work is pending": wakes its claim loop without waiting
+/// for the next poll. Signals sent while nobody waited are kept (as one), so a signal that
+/// arrives while the engine is busy claiming is not lost.
+#[derive(Debug)]
+pub struct PendingNotifications {
+    rx: broadcast::Receiver<()>,
+}
+
+impl PendingNotifications {
+    /// Listens on `rx`, whose sender is the bus's side; a channel of capacity 1 is enough,
+    /// since many signals mean the same as one.
+    pub fn new(rx: broadcast::Receiver<()>) -> Self {
+        Self { rx }
+    }
+
+    /// Returns once work was signalled since the last call (at once if it was signalled
+    /// meanwhile); several signals count as one. Never returns once the bus has gone, so the
+    /// engine falls back to polling.
+    pub async fn next(&mut self) {
+        use broadcast::error::{RecvError, TryRecvError};
+        match self.rx.recv().await {
+            Ok(()) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+        // Signals that piled up mean the same as this one.
+        while matches!(self.rx.try_recv(), Ok(()) | Err(TryRecvError::Lagged(_))) {}
+    }
 }
 
 /// The in-process bus: one broadcast channel per followed execution.
 pub struct InProcessBus {
     capacity: usize,
     channels: Mutex<HashMap<ExecutionId, broadcast::Sender<LiveEvent>>>,
+    pending: broadcast::Sender<()>,
 }
 
 impl InProcessBus {
@@ -86,6 +125,7 @@ impl InProcessBus {
         Self {
             capacity: capacity.max(16),
             channels: Mutex::new(HashMap::new()),
+            pending: broadcast::channel(1).0,
         }
     }
 }
@@ -128,10 +168,21 @@ impl EventBus for InProcessBus {
             .or_insert_with(|| broadcast::channel(self.capacity).0)
             .subscribe()
     }
+
+    async fn notify_pending(&self) {
+        // No listener (no engine on this node) is fine.
+        let _ = self.pending.send(());
+    }
+
+    async fn pending_notifications(&self) -> PendingNotifications {
+        PendingNotifications::new(self.pending.subscribe())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]
@@ -166,5 +217,40 @@ mod tests {
         let kept = bus.subscribe(ExecutionId::new()).await;
         assert_eq!(bus.channels.lock().unwrap().len(), 1);
         drop(kept);
+    }
+
+    #[tokio::test]
+    async fn a_pending_signal_sent_while_nobody_waited_wakes_the_next_wait_once() {
+        let bus = InProcessBus::default();
+        let mut pending = bus.pending_notifications().await;
+        for _ in 0..5 {
+            bus.notify_pending().await;
+        }
+        tokio::time::timeout(Duration::from_secs(5), pending.next())
+            .await
+            .expect("the signals sent before the wait wake it");
+        // The five signals counted as one: nothing more is waiting.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), pending.next())
+                .await
+                .is_err()
+        );
+        bus.notify_pending().await;
+        tokio::time::timeout(Duration::from_secs(5), pending.next())
+            .await
+            .expect("a later signal wakes it again");
+    }
+
+    #[tokio::test]
+    async fn every_listener_hears_a_pending_signal() {
+        let bus = InProcessBus::default();
+        let mut a = bus.pending_notifications().await;
+        let mut b = bus.pending_notifications().await;
+        bus.notify_pending().await;
+        for listener in [&mut a, &mut b] {
+            tokio::time::timeout(Duration::from_secs(5), listener.next())
+                .await
+                .expect("each listener is woken");
+        }
     }
 }

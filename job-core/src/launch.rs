@@ -7,12 +7,14 @@
 //! renders with its parameters; the rendered script passes the high-risk command rules
 //! (`confirm`-level hits only with an explicit confirmation, which is recorded). Only then
 //! is a `pending` execution stored with one host run per target — snapshots of the targets
-//! and of the rendered script, secrets masked — and the engine picks it up.
+//! and of the rendered script, secrets masked — and the engines are woken through the bus
+//! ([`EventBus::notify_pending`]) to pick it up.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::bus::EventBus;
 use crate::ids::{CronJobId, ExecutionId, ScriptVersionId, TeamId};
 use crate::model::{
     Actor, ConfirmationRecord, Execution, ExecutorSnapshot, HostRun, JobType, ParamDef, Rolling,
@@ -64,6 +66,7 @@ pub struct ScriptLaunch {
 /// documentation](self); returns it.
 pub async fn launch_script(
     store: &dyn Store,
+    bus: &dyn EventBus,
     actor: &Actor,
     request: ScriptLaunch,
     now: DateTime<Utc>,
@@ -103,7 +106,7 @@ pub async fn launch_script(
         re_executed_from: None,
         rolling: request.rolling,
     };
-    store_launch(store, actor, prepared, now).await
+    store_launch(store, bus, actor, prepared, now).await
 }
 
 /// Launches a new execution with the same script, parameters, targets, timeout, callback and
@@ -111,6 +114,7 @@ pub async fn launch_script(
 /// in the team) and the high-risk rules as they are now.
 pub async fn re_execute(
     store: &dyn Store,
+    bus: &dyn EventBus,
     actor: &Actor,
     id: ExecutionId,
     confirm: bool,
@@ -163,7 +167,7 @@ pub async fn re_execute(
         re_executed_from: Some(id),
         rolling: previous.rolling,
     };
-    store_launch(store, actor, prepared, now).await
+    store_launch(store, bus, actor, prepared, now).await
 }
 
 /// One source of a file distribution: a file on one of the team's targets.
@@ -207,6 +211,7 @@ pub struct FileLaunch {
 /// absolute canonical paths, and the destination passes the team's path rules. Returns it.
 pub async fn launch_file_distribution(
     store: &dyn Store,
+    bus: &dyn EventBus,
     actor: &Actor,
     request: FileLaunch,
     now: DateTime<Utc>,
@@ -274,6 +279,7 @@ pub async fn launch_file_distribution(
     execution.trigger_source = request.trigger_source;
     execution.callback_url = request.callback_url.map(CallbackUrl::into_string);
     store.create_execution(&execution, &hosts).await?;
+    bus.notify_pending().await;
     Ok(execution)
 }
 
@@ -369,6 +375,7 @@ struct Prepared {
 
 async fn store_launch(
     store: &dyn Store,
+    bus: &dyn EventBus,
     actor: &Actor,
     p: Prepared,
     now: DateTime<Utc>,
@@ -400,6 +407,7 @@ async fn store_launch(
     execution.cron_job_id = p.cron_job_id;
     execution.rolling = p.rolling;
     store.create_execution(&execution, &hosts).await?;
+    bus.notify_pending().await;
     Ok(execution)
 }
 

@@ -5,6 +5,11 @@
 //! an execution's subject when its first local follower arrives and unsubscribes when the
 //! last one is gone. Like the in-process bus, it is best effort (core NATS, no
 //! persistence): a follower that misses events catches up from the store.
+//!
+//! "Work is pending" ([`EventBus::notify_pending`]) wakes this node's engine at once and is
+//! published, empty, on `{prefix}.engine.pending`, to which a node subscribes when its
+//! engine first listens: a launch on one node wakes the engines of all. A node ignores its
+//! own signals coming back. A lost signal costs one `claim_interval`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use job_core::bus::{EventBus, LiveEvent};
+use job_core::bus::{EventBus, LiveEvent, PendingNotifications};
 use job_core::ids::ExecutionId;
 use tokio::sync::broadcast;
 
@@ -22,6 +27,9 @@ use crate::naming::Namespace;
 /// Header of the probe a node sends itself to know its subscription is live; followers
 /// ignore such messages.
 const HEADER_PROBE: &str = "Job-Probe";
+
+/// Header naming the bus that sent a "work is pending" signal, so it ignores its own.
+const HEADER_ORIGIN: &str = "Job-Origin";
 
 type Channels = Arc<Mutex<HashMap<ExecutionId, broadcast::Sender<LiveEvent>>>>;
 
@@ -32,6 +40,12 @@ pub struct NatsEventBus {
     namespace: Namespace,
     capacity: usize,
     channels: Channels,
+    /// This bus's "work is pending" signal, fed locally and from other nodes.
+    pending: broadcast::Sender<()>,
+    /// Set once the subscription feeding `pending` from other nodes runs.
+    pending_feed: Arc<tokio::sync::OnceCell<()>>,
+    /// This bus's id in [`HEADER_ORIGIN`].
+    origin: Arc<str>,
 }
 
 impl NatsEventBus {
@@ -43,6 +57,9 @@ impl NatsEventBus {
             namespace,
             capacity: 4096,
             channels: Arc::new(Mutex::new(HashMap::new())),
+            pending: broadcast::channel(1).0,
+            pending_feed: Arc::new(tokio::sync::OnceCell::new()),
+            origin: uuid::Uuid::now_v7().to_string().into(),
         }
     }
 
@@ -78,6 +95,26 @@ impl NatsEventBus {
             tracing::debug!("event subscription not confirmed; following anyway");
         }
         Ok(sub)
+    }
+}
+
+/// Passes other nodes' "work is pending" signals to this node's listeners until the
+/// connection is closed for good.
+async fn feed_pending(
+    mut sub: async_nats::Subscriber,
+    pending: broadcast::Sender<()>,
+    origin: Arc<str>,
+) {
+    while let Some(msg) = sub.next().await {
+        let own = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(HEADER_ORIGIN))
+            .is_some_and(|o| o.as_str() == &*origin);
+        if !own && probe_of(&msg).is_none() {
+            // No listener now is fine.
+            let _ = pending.send(());
+        }
     }
 }
 
@@ -137,6 +174,39 @@ impl EventBus for NatsEventBus {
         };
         tokio::spawn(forward(sub, tx, self.channels.clone(), execution));
         rx
+    }
+
+    async fn notify_pending(&self) {
+        // This node's engine at once; the others through NATS.
+        let _ = self.pending.send(());
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(HEADER_ORIGIN, &*self.origin);
+        let subject = self.namespace.pending_subject();
+        if let Err(e) = self
+            .client
+            .publish_with_headers(subject, headers, bytes::Bytes::new())
+            .await
+        {
+            tracing::debug!(error = %e, "pending-work signal not published; other nodes will poll");
+        }
+    }
+
+    async fn pending_notifications(&self) -> PendingNotifications {
+        let rx = self.pending.subscribe();
+        let started = self
+            .pending_feed
+            .get_or_try_init(|| async {
+                let sub = self
+                    .live_subscription(self.namespace.pending_subject())
+                    .await?;
+                tokio::spawn(feed_pending(sub, self.pending.clone(), self.origin.clone()));
+                Ok::<(), async_nats::Error>(())
+            })
+            .await;
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "cannot hear of work launched on other nodes; polling finds it");
+        }
+        PendingNotifications::new(rx)
     }
 }
 

@@ -65,6 +65,12 @@ impl Namespace {
         format!("{}.events.{execution}", self.0)
     }
 
+    /// Where a node says it has stored work for any engine to claim (core NATS, empty
+    /// messages): a launch on one node wakes the engines of the others.
+    pub fn pending_subject(&self) -> String {
+        format!("{}.engine.pending", self.0)
+    }
+
     /// The JetStream stream holding tasks not yet taken by their agent (work queue).
     pub fn tasks_stream(&self) -> String {
         format!("{}_tasks", self.0)

@@ -138,10 +138,16 @@ impl Setup {
             rolling: None,
         };
         let actor = Actor::scheduler(self.team);
-        launch_script(self.store.as_ref(), &actor, request, Utc::now())
-            .await
-            .unwrap()
-            .id
+        launch_script(
+            self.store.as_ref(),
+            self.bus.as_ref(),
+            &actor,
+            request,
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .id
     }
 
     async fn stdout(&self, id: ExecutionId) -> String {

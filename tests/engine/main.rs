@@ -4,6 +4,7 @@ mod fixture;
 mod recovery;
 mod rolling;
 mod store_faults;
+mod wake;
 
 use std::time::Duration;
 

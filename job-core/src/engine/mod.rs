@@ -2,6 +2,8 @@
 //!
 //! - **Claims** pending executions with a lease in the store, so in a cluster each runs on one
 //!   node; renews the lease while running; resumes executions whose node's lease expired.
+//!   A launch wakes it at once through the bus ([`EventBus::notify_pending`]); polling
+//!   every `claim_interval` is the fallback.
 //! - **Fans out** each execution's hosts as small tasks, bounded per execution and globally
 //!   (no thread per host), through the [`HostConnector`] that picks each host's transport.
 //! - **Streams** output to the store in adaptive batches and, with its stored sequence
@@ -59,7 +61,9 @@ pub struct EngineConfig {
     pub max_hosts_per_execution: usize,
     /// How long a claim holds without renewal.
     pub lease: Duration,
-    /// How often the engine looks for pending executions.
+    /// How often the engine looks for pending executions when nothing wakes it: a launch
+    /// signalled on the bus ([`EventBus::notify_pending`]) wakes it at once, so this is the
+    /// fallback for signals that never arrived and for leases that expired.
     pub claim_interval: Duration,
     /// How many executions one claim takes at most.
     pub claim_batch: u32,
@@ -213,6 +217,9 @@ impl Engine {
             Err(e) => tracing::warn!(error = %e, "releasing this node's old leases failed"),
         }
         tokio::pin!(shutdown);
+        // Launches wake the loop at once; the interval is the fallback (a signal lost on
+        // the way, an expired lease of another node, a wake while there was no room).
+        let mut pending = self.inner.bus.pending_notifications().await;
         let mut running: JoinSet<()> = JoinSet::new();
         loop {
             while running.try_join_next().is_some() {}
@@ -235,6 +242,7 @@ impl Engine {
             }
             tokio::select! {
                 () = &mut shutdown => break,
+                () = pending.next() => {}
                 () = tokio::time::sleep(self.inner.config.claim_interval) => {}
             }
         }

@@ -13,9 +13,9 @@ use crate::{Error, Result};
 /// in [`RollingMode::PauseOnFailure`](crate::model::RollingMode::PauseOnFailure) had a host
 /// that did not succeed).
 ///
-/// The pause is cleared in the store and [`LiveEvent::Resumed`] is published; the next claim
-/// of any engine (within its `claim_interval`) takes the execution up and starts its next
-/// batch. An execution that is not paused (never was, already resumed, cancelled, final) is
+/// The pause is cleared in the store, [`LiveEvent::Resumed`] is published and the engines
+/// are woken ([`EventBus::notify_pending`]); the next claim of any engine takes the
+/// execution up and starts its next batch. An execution that is not paused (never was, already resumed, cancelled, final) is
 /// refused with [`Error::Conflict`]; another team's execution is [`Error::NotFound`]. `now`
 /// is when the resume was asked for; it is logged.
 pub async fn resume_execution(
@@ -35,5 +35,6 @@ pub async fn resume_execution(
     let resumed = store.unpause_execution(id).await?;
     tracing::info!(execution = %id, at = %now, "rolling execution resumed");
     bus.publish(LiveEvent::Resumed { execution_id: id }).await;
+    bus.notify_pending().await;
     Ok(resumed)
 }

@@ -185,7 +185,14 @@ pub(crate) async fn quick(
         cron_job_id: None,
         rolling: body.rolling,
     };
-    let execution = launch_script(state.store(), &caller.actor, request, state.now()).await?;
+    let execution = launch_script(
+        state.store(),
+        state.bus().as_ref(),
+        &caller.actor,
+        request,
+        state.now(),
+    )
+    .await?;
     Ok(created(&execution))
 }
 
@@ -196,8 +203,15 @@ pub(crate) async fn re_execute(
     OptionalJsonBody(body): OptionalJsonBody<ReExecuteBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = ExecutionId::parse_field("id", &id)?;
-    let execution =
-        re_execute_use_case(state.store(), &caller.actor, id, body.confirm, state.now()).await?;
+    let execution = re_execute_use_case(
+        state.store(),
+        state.bus().as_ref(),
+        &caller.actor,
+        id,
+        body.confirm,
+        state.now(),
+    )
+    .await?;
     Ok(created(&execution))
 }
 

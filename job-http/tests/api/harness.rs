@@ -531,4 +531,12 @@ impl EventBus for LossyBus {
     ) -> tokio::sync::broadcast::Receiver<LiveEvent> {
         self.inner.subscribe(execution).await
     }
+
+    async fn notify_pending(&self) {
+        self.inner.notify_pending().await;
+    }
+
+    async fn pending_notifications(&self) -> job_core::bus::PendingNotifications {
+        self.inner.pending_notifications().await
+    }
 }

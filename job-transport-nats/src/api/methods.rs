@@ -62,8 +62,14 @@ pub(crate) async fn script_execute(ctx: &Context, mut f: Fields) -> Result<Value
         cron_job_id: None,
         rolling,
     };
-    let execution =
-        launch_script(ctx.store.as_ref(), &caller.actor, request, ctx.clock.now()).await?;
+    let execution = launch_script(
+        ctx.store.as_ref(),
+        ctx.bus.as_ref(),
+        &caller.actor,
+        request,
+        ctx.clock.now(),
+    )
+    .await?;
     tracing::info!(task_id = %execution.id, by = %caller.actor.label(), "script execution launched over NATS");
     Ok(json!({ "task_id": execution.id }))
 }
@@ -112,9 +118,14 @@ pub(crate) async fn file_distribute(ctx: &Context, mut f: Fields) -> Result<Valu
         callback_url,
         trigger_source: TriggerSource::Api,
     };
-    let execution =
-        launch_file_distribution(ctx.store.as_ref(), &caller.actor, request, ctx.clock.now())
-            .await?;
+    let execution = launch_file_distribution(
+        ctx.store.as_ref(),
+        ctx.bus.as_ref(),
+        &caller.actor,
+        request,
+        ctx.clock.now(),
+    )
+    .await?;
     tracing::info!(task_id = %execution.id, by = %caller.actor.label(), "file distribution launched over NATS");
     Ok(json!({ "task_id": execution.id }))
 }
