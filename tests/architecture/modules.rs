@@ -641,6 +641,28 @@ fn skip_string(chars: &[char], mut i: usize) -> usize {
     i
 }
 
+/// The `#[path = "…"]` attributes of a file's `mod name;` declarations: name → path.
+fn path_attributes(text: &str) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    for (at, _) in text.match_indices("#[path = \"") {
+        let rest = &text[at + "#[path = \"".len()..];
+        let Some((path, after)) = rest.split_once("\"]") else {
+            continue;
+        };
+        let mut words = after.split_whitespace();
+        let mut word = words.next();
+        if word.is_some_and(|w| w.starts_with("pub")) {
+            word = words.next();
+        }
+        if word == Some("mod")
+            && let Some(name) = words.next().and_then(|n| n.strip_suffix(';'))
+        {
+            found.insert(name.to_owned(), path.to_owned());
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod reader {
     use super::*;
@@ -681,26 +703,4 @@ mod reader {
         assert!(!idents.contains(&"c") && !idents.contains(&"d"));
         assert!(idents.ends_with(&["crate", "e"]), "{idents:?}");
     }
-}
-
-/// The `#[path = "…"]` attributes of a file's `mod name;` declarations: name → path.
-fn path_attributes(text: &str) -> BTreeMap<String, String> {
-    let mut found = BTreeMap::new();
-    for (at, _) in text.match_indices("#[path = \"") {
-        let rest = &text[at + "#[path = \"".len()..];
-        let Some((path, after)) = rest.split_once("\"]") else {
-            continue;
-        };
-        let mut words = after.split_whitespace();
-        let mut word = words.next();
-        if word.is_some_and(|w| w.starts_with("pub")) {
-            word = words.next();
-        }
-        if word == Some("mod")
-            && let Some(name) = words.next().and_then(|n| n.strip_suffix(';'))
-        {
-            found.insert(name.to_owned(), path.to_owned());
-        }
-    }
-    found
 }
