@@ -17,7 +17,7 @@
 //! [`job_core::launch::launch_script`] (the same target, template and high-risk checks as
 //! the console), terminate through [`job_core::engine::request_cancel`] (the same status
 //! machine and team check), and `callback_url` through the
-//! [`CallbackGuard`](job_core::callback::CallbackGuard) REST uses, so both edges refuse the
+//! [`job_core::callback::CallbackGuard`] REST uses, so both edges refuse the
 //! same input with the same field and reason. The channel itself is trusted: NATS accounts decide who may publish here.
 //!
 //! `job_file_distribute` copies files from the team's targets (read once per execution
