@@ -29,6 +29,9 @@ const FOREIGN: &[&str] = &[
     "String",
     "Uuid",
     "Vec",
+    // Fields of /proc/PID/status.
+    "VmHWM",
+    "VmRSS",
 ];
 
 /// Top-level folders and files of the repository, read from the work tree.
