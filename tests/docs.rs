@@ -381,17 +381,15 @@ fn no_document_refers_to_one_outside_the_repository() {
     let mut found = Vec::new();
     let mut files = documents();
     for (path, _) in sources() {
-        // This file spells the references it looks for.
-        if !path.ends_with("tests/docs.rs") {
-            files.push(path);
-        }
+        files.push(path);
     }
     for file in files {
         let text = fs::read_to_string(&file).unwrap_or_default();
         for (n, line) in text.lines().enumerate() {
-            if line.contains("DESIGN §")
-                || line.contains("shared/DESIGN")
-                || line.contains("../shared/")
+            // Spelled in pieces so this file does not match itself.
+            if line.contains(concat!("DESIGN", " §"))
+                || line.contains(concat!("shared/", "DESIGN"))
+                || line.contains(concat!("../", "shared/"))
             {
                 found.push(format!(
                     "{}:{}",
